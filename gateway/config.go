@@ -1,0 +1,439 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sendcore/sendcore/dispatch"
+	"github.com/sendcore/sendcore/gateway/control"
+	"github.com/sendcore/sendcore/gateway/kafka"
+	"github.com/sendcore/sendcore/gateway/sip"
+	"github.com/sendcore/sendcore/gateway/smpp"
+	"github.com/sendcore/sendcore/rotation"
+)
+
+// Config is the whole configuration (contract §5): one section per package, each with
+// its own Validate; Config.Validate prefixes their messages with the key path.
+type Config struct {
+	NodeID     string                    `yaml:"node_id"`
+	DataDir    string                    `yaml:"data_dir"`
+	Log        LogConfig                 `yaml:"log"`
+	Kafka      kafka.Config              `yaml:"kafka"`
+	SMPP       []smpp.Config             `yaml:"smpp"`
+	SIP        []sip.Config              `yaml:"sip"`
+	Pools      []rotation.PoolConfig     `yaml:"pools"`
+	Limits     dispatch.LimitsConfig     `yaml:"limits"`
+	QuietHours dispatch.QuietHoursConfig `yaml:"quiet_hours"`
+	Dispatch   dispatch.Config           `yaml:"dispatch"`
+	Control    control.Config            `yaml:"control"`
+}
+
+// LogConfig is the `log` section.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// DefaultConfig returns the embedded defaults: everything that `sendcore run` needs
+// without a file (embedded broker, no SMSC, control plane on 127.0.0.1:8080).
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "gw-1"
+	}
+	return Config{
+		NodeID:     host,
+		DataDir:    "./data",
+		Log:        LogConfig{Level: "info", Format: "text"},
+		Kafka:      kafka.DefaultConfig(),
+		Limits:     dispatch.LimitsConfig{Tenants: map[string]float64{}},
+		QuietHours: dispatch.QuietHoursConfig{Start: "21:00", End: "08:00"},
+		Dispatch:   dispatch.DefaultConfig(),
+		Control:    control.DefaultConfig(),
+	}
+}
+
+// ConfigError is a configuration error that names the bad key. Commands exit with code 2.
+type ConfigError struct {
+	Key string // e.g. "smpp[0].window"; "" when no key applies
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Err.Error()
+	}
+	return "config: " + e.Key + ": " + e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Validate checks every section and names the first bad key with its full path.
+func (c *Config) Validate() error {
+	bad := func(key string, err error) error {
+		// Sections report "sub.key: message"; split it so Key is the full path.
+		msg := err.Error()
+		if i := strings.Index(msg, ": "); i > 0 && !strings.Contains(msg[:i], " ") {
+			return &ConfigError{Key: key + "." + msg[:i], Err: errors.New(msg[i+2:])}
+		}
+		return &ConfigError{Key: key, Err: err}
+	}
+	if c.NodeID == "" {
+		return &ConfigError{Key: "node_id", Err: errors.New("must not be empty")}
+	}
+	if c.DataDir == "" {
+		return &ConfigError{Key: "data_dir", Err: errors.New("must not be empty")}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return &ConfigError{Key: "log.level", Err: fmt.Errorf("must be debug, info, warn or error, got %q", c.Log.Level)}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return &ConfigError{Key: "log.format", Err: fmt.Errorf("must be text or json, got %q", c.Log.Format)}
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return bad("kafka", err)
+	}
+	names := map[string]bool{}
+	for i, s := range c.SMPP {
+		if err := s.Validate(); err != nil {
+			return bad(fmt.Sprintf("smpp[%d]", i), err)
+		}
+		if names[s.Name] {
+			return &ConfigError{Key: fmt.Sprintf("smpp[%d].name", i), Err: fmt.Errorf("duplicate connection name %q", s.Name)}
+		}
+		names[s.Name] = true
+	}
+	for i, s := range c.SIP {
+		if err := s.Validate(); err != nil {
+			return bad(fmt.Sprintf("sip[%d]", i), err)
+		}
+		if names[s.Name] {
+			return &ConfigError{Key: fmt.Sprintf("sip[%d].name", i), Err: fmt.Errorf("duplicate connection name %q", s.Name)}
+		}
+		names[s.Name] = true
+	}
+	pools := map[string]bool{}
+	for i, p := range c.Pools {
+		if err := p.Validate(); err != nil {
+			return bad(fmt.Sprintf("pools[%d]", i), err)
+		}
+		if pools[p.Name] {
+			return &ConfigError{Key: fmt.Sprintf("pools[%d].name", i), Err: fmt.Errorf("duplicate pool name %q", p.Name)}
+		}
+		pools[p.Name] = true
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return bad("limits", err)
+	}
+	if c.QuietHours.Enabled {
+		if err := c.QuietHours.Validate(); err != nil {
+			return bad("quiet_hours", err)
+		}
+	}
+	if err := c.Dispatch.Validate(); err != nil {
+		return bad("dispatch", err)
+	}
+	if err := c.Control.Validate(); err != nil {
+		return bad("control", err)
+	}
+	return nil
+}
+
+// LoadConfig builds the configuration: defaults, then the YAML file (if path is not
+// empty), then SENDCORE_* variables from environ, then sets ("key.path=value", from
+// flags). Unknown keys and wrong types are errors naming the key. The result is validated.
+func LoadConfig(path string, environ []string, sets []string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, &ConfigError{Err: err}
+		}
+		if err := decodeYAML(data, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	applyListDefaults(&cfg)
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return cfg, &ConfigError{Key: s, Err: errors.New("--set needs key=value")}
+		}
+		if err := setPath(reflect.ValueOf(&cfg).Elem(), strings.Split(k, "."), k, v); err != nil {
+			return cfg, err
+		}
+	}
+	applyListDefaults(&cfg)
+	return cfg, cfg.Validate()
+}
+
+// applyListDefaults fills unset keys of list entries with their package defaults: a list
+// entry in YAML starts from zero values, not from defaults.
+func applyListDefaults(cfg *Config) {
+	for i := range cfg.SMPP {
+		fillZero(reflect.ValueOf(&cfg.SMPP[i]).Elem(), reflect.ValueOf(smpp.DefaultConfig()))
+	}
+	for i := range cfg.SIP {
+		fillZero(reflect.ValueOf(&cfg.SIP[i]).Elem(), reflect.ValueOf(sip.DefaultConfig()))
+	}
+	for i := range cfg.Pools {
+		if cfg.Pools[i].Tenant == "" {
+			cfg.Pools[i].Tenant = "default"
+		}
+		if cfg.Pools[i].OnExhausted == "" {
+			cfg.Pools[i].OnExhausted = "fail"
+		}
+		for j := range cfg.Pools[i].Numbers {
+			if cfg.Pools[i].Numbers[j].Weight == 0 {
+				cfg.Pools[i].Numbers[j].Weight = 1
+			}
+		}
+	}
+	if cfg.Limits.Tenants == nil {
+		cfg.Limits.Tenants = map[string]float64{}
+	}
+}
+
+// fillZero copies def's fields into the zero fields of v.
+func fillZero(v, def reflect.Value) {
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			v.Field(i).Set(def.Field(i))
+		}
+	}
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// decodeYAML decodes strictly and rewrites yaml's "line N: ..." messages to name the key.
+func decodeYAML(data []byte, cfg *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return &ConfigError{Err: err}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(cfg)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		m := yamlLine.FindStringSubmatch(te.Errors[0])
+		if m != nil {
+			line, _ := strconv.Atoi(m[1])
+			key := keyAtLine(&root, line, "")
+			return &ConfigError{Key: key, Err: fmt.Errorf("line %d: %s", line, m[2])}
+		}
+	}
+	return &ConfigError{Err: err}
+}
+
+// keyAtLine returns the dotted path of the key or value node on line (yaml errors name
+// lines, operators want keys).
+func keyAtLine(n *yaml.Node, line int, path string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, path); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if sub := keyAtLine(v, line, p); sub != "" {
+				return sub
+			}
+			if k.Line == line {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if c.Kind == yaml.ScalarNode && c.Line == line {
+				return p
+			}
+			if sub := keyAtLine(c, line, p); sub != "" {
+				return sub
+			}
+		}
+	}
+	return ""
+}
+
+// applyEnv applies SENDCORE_<PATH> variables: the yaml path upper-cased, dots and list
+// indexes as underscores (SENDCORE_KAFKA_BROKERS, SENDCORE_SMPP_0_WINDOW). Lists of
+// scalars are comma-separated. Variables that name no key are left alone, since other
+// SENDCORE_ variables exist (the admin token).
+func applyEnv(cfg *Config, environ []string) error {
+	keys := map[string][]string{}
+	collectKeys(reflect.ValueOf(cfg).Elem(), nil, keys)
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "SENDCORE_") {
+			continue
+		}
+		path, ok := keys[strings.TrimPrefix(name, "SENDCORE_")]
+		if !ok {
+			continue
+		}
+		if err := setPath(reflect.ValueOf(cfg).Elem(), path, name, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collectKeys maps every settable env name to its yaml path.
+func collectKeys(v reflect.Value, path []string, out map[string][]string) {
+	t := v.Type()
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == reflect.TypeOf(time.Time{}) {
+			break
+		}
+		for i := 0; i < t.NumField(); i++ {
+			tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			collectKeys(v.Field(i), append(append([]string(nil), path...), tag), out)
+		}
+		return
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Struct {
+			for i := 0; i < v.Len(); i++ {
+				collectKeys(v.Index(i), append(append([]string(nil), path...), strconv.Itoa(i)), out)
+			}
+			return
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			p := append(append([]string(nil), path...), k.String())
+			out[strings.ToUpper(strings.Join(p, "_"))] = p
+		}
+	}
+	out[strings.ToUpper(strings.Join(path, "_"))] = path
+}
+
+// setPath sets the field at path (yaml names, list indexes, map keys) from text.
+func setPath(v reflect.Value, path []string, key, text string) error {
+	for i, p := range path {
+		switch v.Kind() {
+		case reflect.Struct:
+			f, ok := fieldByTag(v, p)
+			if !ok {
+				return &ConfigError{Key: key, Err: errors.New("unknown key")}
+			}
+			v = f
+		case reflect.Slice:
+			if v.Type().Elem().Kind() != reflect.Struct {
+				return &ConfigError{Key: key, Err: errors.New("unknown key")}
+			}
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 0 || n >= v.Len() {
+				return &ConfigError{Key: key, Err: fmt.Errorf("no list entry %q", p)}
+			}
+			v = v.Index(n)
+		case reflect.Map:
+			if i != len(path)-1 {
+				return &ConfigError{Key: key, Err: errors.New("unknown key")}
+			}
+			if v.IsNil() {
+				v.Set(reflect.MakeMap(v.Type()))
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			if err := setScalar(elem, key, text); err != nil {
+				return err
+			}
+			v.SetMapIndex(reflect.ValueOf(p), elem)
+			return nil
+		default:
+			return &ConfigError{Key: key, Err: errors.New("unknown key")}
+		}
+	}
+	return setScalar(v, key, text)
+}
+
+func fieldByTag(v reflect.Value, name string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0] == name {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+func setScalar(v reflect.Value, key, text string) error {
+	bad := func(want string) error {
+		return &ConfigError{Key: key, Err: fmt.Errorf("must be %s, got %q", want, text)}
+	}
+	if v.Type() == reflect.TypeOf(time.Duration(0)) {
+		d, err := time.ParseDuration(text)
+		if err != nil {
+			return bad("a duration such as 10s")
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(text)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(text)
+		if err != nil {
+			return bad("true or false")
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil {
+			return bad("an integer")
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil {
+			return bad("a number")
+		}
+		v.SetFloat(f)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return &ConfigError{Key: key, Err: errors.New("cannot be set from text")}
+		}
+		var parts []string
+		for _, s := range strings.Split(text, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+	default:
+		return &ConfigError{Key: key, Err: errors.New("cannot be set from text")}
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package kafka
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Broker is the embedded Kafka-protocol broker (franz-go's kfake) on 127.0.0.1, for
+// `sendcore demo`, benchmarks, tests, and `run` when no brokers are configured. It is a
+// real broker on a real socket: clients speak the Kafka protocol to it.
+type Broker struct {
+	cluster *kfake.Cluster
+	log     *slog.Logger
+}
+
+// BrokerOptions tune the embedded broker.
+type BrokerOptions struct {
+	Port       int    // 0: a free port
+	Partitions int    // per topic; 0: 8
+	DataDir    string // persist the log here (survives a restart); "": in memory
+	Topics     []string
+}
+
+// StartBroker starts the embedded broker with opts.Topics pre-created (a consumer that
+// joins before its topic exists can stay unassigned forever). Close stops it.
+func StartBroker(opts BrokerOptions, log *slog.Logger) (*Broker, error) {
+	if opts.Partitions <= 0 {
+		opts.Partitions = 8
+	}
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(opts.Port),
+		kfake.SeedTopics(int32(opts.Partitions), opts.Topics...),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(opts.Partitions),
+	}
+	if opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(opts.DataDir))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: start embedded broker: %w", err)
+	}
+	b := &Broker{cluster: c, log: log}
+	log.Info("embedded kafka broker listening", "addrs", c.ListenAddrs(), "partitions", opts.Partitions, "topics", opts.Topics)
+	return b, nil
+}
+
+// Addrs returns the broker's listen addresses (host:port on 127.0.0.1).
+func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
+
+// Close stops the broker and closes its connections. Safe to call more than once.
+func (b *Broker) Close() {
+	if b.cluster != nil {
+		b.cluster.Close()
+		b.cluster = nil
+	}
+}

@@ -1,0 +1,64 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is one entry of the `sip` section: one SIP trunk (contract §5).
+type Config struct {
+	Name      string   `yaml:"name"`
+	Addr      string   `yaml:"addr"`
+	Transport string   `yaml:"transport"` // udp | tcp | tls
+	Username  string   `yaml:"username"`
+	Password  string   `yaml:"password"`
+	MaxCalls  int      `yaml:"max_calls"` // concurrent calls
+	CPS       float64  `yaml:"cps"`       // call attempts per second
+	Routes    []string `yaml:"routes"`
+	// Domain is the host part of request URIs; default: the host of addr.
+	Domain string `yaml:"domain"`
+	// PromptDir holds the WAV prompts that requests name.
+	PromptDir string `yaml:"prompt_dir"`
+	// AnswerTimeout bounds the wait for any response to INVITE before failing over.
+	AnswerTimeout time.Duration `yaml:"answer_timeout"`
+}
+
+// DefaultConfig returns the defaults applied under every sip entry.
+func DefaultConfig() Config {
+	return Config{Transport: "udp", MaxCalls: 100, CPS: 10, Routes: []string{"*"}, AnswerTimeout: 8 * time.Second}
+}
+
+// Validate reports the first bad key, named relative to the entry.
+func (c Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("name: must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("addr: must be host:port, got %q", c.Addr)
+	}
+	switch c.Transport {
+	case "udp", "tcp", "tls":
+	default:
+		return fmt.Errorf("transport: must be udp, tcp or tls, got %q", c.Transport)
+	}
+	if c.MaxCalls < 1 || c.MaxCalls > 100000 {
+		return fmt.Errorf("max_calls: must be 1..100000, got %d", c.MaxCalls)
+	}
+	if c.CPS <= 0 {
+		return fmt.Errorf("cps: must be > 0, got %v", c.CPS)
+	}
+	if len(c.Routes) == 0 {
+		return fmt.Errorf("routes: must list at least one prefix or \"*\"")
+	}
+	for i, r := range c.Routes {
+		if r != "*" && (!strings.HasPrefix(r, "+") || len(r) < 2 || strings.Trim(r[1:], "0123456789") != "") {
+			return fmt.Errorf("routes[%d]: must be \"*\" or \"+\" and digits, got %q", i, r)
+		}
+	}
+	if c.AnswerTimeout <= 0 {
+		return fmt.Errorf("answer_timeout: must be > 0, got %v", c.AnswerTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package smpp
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is one entry of the `smpp` section: one SMSC connection (contract §5).
+type Config struct {
+	Name       string `yaml:"name"`
+	Addr       string `yaml:"addr"`
+	SystemID   string `yaml:"system_id"`
+	Password   string `yaml:"password"`
+	SystemType string `yaml:"system_type"`
+	// Bind is transmitter, transceiver, or receiver-pair (a transmitter plus a receiver
+	// session per bind, for receipts).
+	Bind  string `yaml:"bind"`
+	Binds int    `yaml:"binds"` // parallel sessions
+	// Window is the number of submit_sm in flight per session.
+	Window int `yaml:"window"`
+	// TPS is the contracted rate of the whole connection in segments per second; 0 = unlimited.
+	TPS    float64  `yaml:"tps"`
+	Routes []string `yaml:"routes"` // destination prefixes; "*" is the default route
+	// SourceTON is "auto" (from the sender: alphanumeric, short code, international) or
+	// "ton/npi" such as "1/1".
+	SourceTON string `yaml:"source_ton"`
+	// Concat is udh8 (default), udh16, sar or payload.
+	Concat string `yaml:"concat"`
+	// DefaultFrom is the sender used when a request has neither from nor pool.
+	DefaultFrom string `yaml:"default_from"`
+	// IDFormat is how the SMSC writes message ids in receipts: hex or decimal (or as-is: "").
+	IDFormat    string        `yaml:"id_format"`
+	TLS         bool          `yaml:"tls"`
+	BindTimeout time.Duration `yaml:"bind_timeout"`
+	RespTimeout time.Duration `yaml:"resp_timeout"`
+	// EnquireLink is the idle interval after which enquire_link is sent.
+	EnquireLink time.Duration `yaml:"enquire_link"`
+	// OnUnknown is the policy for a submit whose response timed out: "retry" (at-least-once,
+	// default) or "fail" (at-most-once).
+	OnUnknown string `yaml:"on_unknown"`
+}
+
+// DefaultConfig returns the defaults applied under every smpp entry.
+func DefaultConfig() Config {
+	return Config{
+		Bind: "transceiver", Binds: 1, Window: 10, SourceTON: "auto", Concat: "udh8",
+		BindTimeout: 10 * time.Second, RespTimeout: 10 * time.Second,
+		EnquireLink: 30 * time.Second, OnUnknown: "retry", Routes: []string{"*"},
+	}
+}
+
+// Validate reports the first bad key, named relative to the entry.
+func (c Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("name: must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("addr: must be host:port, got %q", c.Addr)
+	}
+	switch c.Bind {
+	case "transmitter", "transceiver", "receiver-pair":
+	default:
+		return fmt.Errorf("bind: must be transmitter, transceiver or receiver-pair, got %q", c.Bind)
+	}
+	if c.Binds < 1 || c.Binds > 64 {
+		return fmt.Errorf("binds: must be 1..64, got %d", c.Binds)
+	}
+	if c.Window < 1 || c.Window > 1000 {
+		return fmt.Errorf("window: must be 1..1000, got %d", c.Window)
+	}
+	if c.TPS < 0 {
+		return fmt.Errorf("tps: must be >= 0, got %v", c.TPS)
+	}
+	if len(c.Routes) == 0 {
+		return fmt.Errorf("routes: must list at least one prefix or \"*\"")
+	}
+	for i, r := range c.Routes {
+		if r != "*" && (!strings.HasPrefix(r, "+") || len(r) < 2 || strings.Trim(r[1:], "0123456789") != "") {
+			return fmt.Errorf("routes[%d]: must be \"*\" or \"+\" and digits, got %q", i, r)
+		}
+	}
+	if c.SourceTON != "auto" {
+		var ton, npi int
+		if n, err := fmt.Sscanf(c.SourceTON, "%d/%d", &ton, &npi); err != nil || n != 2 || ton < 0 || ton > 6 || npi < 0 || npi > 18 {
+			return fmt.Errorf("source_ton: must be auto or ton/npi (e.g. 1/1), got %q", c.SourceTON)
+		}
+	}
+	switch c.Concat {
+	case "udh8", "udh16", "sar", "payload":
+	default:
+		return fmt.Errorf("concat: must be udh8, udh16, sar or payload, got %q", c.Concat)
+	}
+	switch c.IDFormat {
+	case "", "hex", "decimal":
+	default:
+		return fmt.Errorf("id_format: must be hex or decimal, got %q", c.IDFormat)
+	}
+	switch c.OnUnknown {
+	case "retry", "fail":
+	default:
+		return fmt.Errorf("on_unknown: must be retry or fail, got %q", c.OnUnknown)
+	}
+	for k, d := range map[string]time.Duration{"bind_timeout": c.BindTimeout, "resp_timeout": c.RespTimeout, "enquire_link": c.EnquireLink} {
+		if d <= 0 {
+			return fmt.Errorf("%s: must be > 0, got %v", k, d)
+		}
+	}
+	return nil
+}
