@@ -37,10 +37,11 @@ const (
 	ConcatPayload               // the whole message in one message_payload TLV
 )
 
-// Options say how to encode and split.
+// Options say how to encode and split. The zero Options is auto encoding, no smart
+// encoding, 8-bit reference UDH.
 type Options struct {
 	Encoding Encoding
-	Smart    bool   // apply the smart-encoding substitutions first
+	Smart    bool   // apply the smart-encoding substitutions first (see Smart)
 	Concat   Concat // form for multi-part messages
 }
 
@@ -64,12 +65,19 @@ type Part struct {
 	Payload      bool // send ShortMessage in message_payload (ConcatPayload)
 }
 
-// Message is a split text.
+// Message is a split text. Its Parts and their ShortMessage bytes live in buffers that
+// the next Split with the same Message reuses: keep a Message (or a copy of what you
+// need) until the parts are sent. The zero Message is ready to use.
 type Message struct {
 	Encoding Encoding
 	Units    int
 	Text     string // the text after smart encoding: what reassembly gives back
 	Parts    []Part
+	// Segments is the billing count, equal to CountText's. It equals len(Parts) except
+	// with ConcatPayload, where one Part carries a text the SMSC delivers as Segments.
+	Segments int
+
+	buf []byte // backing store of every Part.ShortMessage
 }
 
 // Error is a segmentation failure with a machine code for the rejected event's reason.
@@ -92,13 +100,97 @@ func (e *Error) Is(target error) bool {
 		(target == ErrEncodingMismatch && e.Code == "encoding_mismatch")
 }
 
-// CountText returns the billing count of text without building parts.
+// CountText returns the billing count of text without building parts: the encoding
+// (GSM-7 when Options.Encoding is Auto and every character is GSM 03.38, after smart
+// encoding when Options.Smart), the units (septets, an extension character counting two,
+// or UTF-16 code units) and the segments, exactly as Split would make them.
+//
+// The empty text is one empty GSM-7 segment (validating that an SMS has text is the
+// caller's job: dispatch rejects it as missing_field). Invalid UTF-8 is counted as
+// strings.ToValidUTF8(text, "\uFFFD"). Errors are *Error: encoding_mismatch when
+// Encoding is GSM7 and a character is not GSM-7; too_long beyond 255 segments (with
+// ConcatPayload: beyond 65535 encoded octets). With an error the Count still carries the
+// encoding, units and segments computed so far.
+//
+// It does not allocate unless Options.Smart changes the text or the text is invalid UTF-8.
 func CountText(text string, opt Options) (Count, error) {
-	return Count{}, errors.New("segment: not built yet")
+	p, err := makePlan(text, opt, nil)
+	return Count{Encoding: p.enc, Segments: p.segments, Units: p.units}, err
 }
 
 // Split encodes text and splits it into parts, reusing m's buffers. ref is the
-// concatenation reference (the caller rotates it per connection and destination).
+// concatenation reference (the caller rotates it per connection and destination); the
+// 8-bit UDH carries its low byte. It counts exactly as CountText and fails with the same
+// errors, leaving m.Parts empty.
+//
+// Parts: a text that fits one segment is one Part without UDH, whatever opt.Concat. A
+// longer text is, by opt.Concat: parts with a UDH (IEI 0x00 or 0x08, UDHI set); parts
+// without UDH and SAR set (the sar_* TLVs carry Ref, Total, Seq); or one Part with
+// Payload set holding the whole encoded text. GSM-7 is unpacked (one septet per octet),
+// UCS-2 is UTF-16BE. An extension character never loses its escape at a part's end, a
+// surrogate pair is never cut, and a grapheme cluster moves whole to the next part when
+// it fits in one.
+//
+// With a Message reused across calls, Split does not allocate once its buffers have
+// grown; a fresh Message costs two allocations (parts and bytes).
 func Split(m *Message, text string, opt Options, ref uint16) error {
-	return errors.New("segment: not built yet")
+	var endsBuf [MaxSegments]int32
+	ends := endsBuf[:]
+	if opt.Concat == ConcatPayload {
+		ends = nil
+	}
+	p, err := makePlan(text, opt, ends)
+	m.Encoding, m.Units, m.Text, m.Segments = p.enc, p.units, p.text, p.segments
+	m.Parts = m.Parts[:0]
+	if err != nil {
+		return err
+	}
+	dc := byte(dcGSM7)
+	if p.enc == UCS2 {
+		dc = dcUCS2
+	}
+	if p.single || opt.Concat == ConcatPayload {
+		buf := m.grow(p.octets())
+		buf = encode(buf, p.text, p.enc)
+		m.buf = buf
+		m.Parts = append(m.Parts, Part{ShortMessage: buf, DataCoding: dc, Seq: 1, Total: 1, Ref: ref, Payload: !p.single})
+		return nil
+	}
+	if cap(m.Parts) < p.segments {
+		m.Parts = make([]Part, 0, p.segments)
+	}
+	buf := m.grow(p.octets() + p.segments*p.udhLen)
+	total := byte(p.segments)
+	start := 0
+	for i := 0; i < p.segments; i++ {
+		off := len(buf)
+		switch opt.Concat {
+		case ConcatUDH8:
+			buf = append(buf, 0x05, 0x00, 0x03, byte(ref), total, byte(i+1))
+		case ConcatUDH16:
+			buf = append(buf, 0x06, 0x08, 0x04, byte(ref>>8), byte(ref), total, byte(i+1))
+		}
+		end := int(ends[i])
+		buf = encode(buf, p.text[start:end], p.enc)
+		start = end
+		m.Parts = append(m.Parts, Part{
+			ShortMessage: buf[off:len(buf):len(buf)],
+			DataCoding:   dc,
+			UDHI:         p.udhLen > 0,
+			Seq:          i + 1,
+			Total:        p.segments,
+			Ref:          ref,
+			SAR:          opt.Concat == ConcatSAR,
+		})
+	}
+	m.buf = buf
+	return nil
+}
+
+// grow returns m's byte buffer emptied, with room for n bytes.
+func (m *Message) grow(n int) []byte {
+	if cap(m.buf) < n {
+		m.buf = make([]byte, 0, n)
+	}
+	return m.buf[:0]
 }

@@ -1,0 +1,340 @@
+package segment
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/rivo/uniseg"
+)
+
+// Capacities per segment (140 octets of user data).
+const (
+	gsmSingle   = 160 // septets, no UDH
+	gsmUDH8     = 153 // septets after a 6-octet UDH (IEI 0x00)
+	gsmUDH16    = 152 // septets after a 7-octet UDH (IEI 0x08)
+	ucs2Single  = 70  // UTF-16 code units, no UDH
+	ucs2UDH8    = 67
+	ucs2UDH16   = 66
+	udh8Len     = 6 // 05 00 03 ref total seq
+	udh16Len    = 7 // 06 08 04 refhi reflo total seq
+	maxPayload  = 65535
+	dcGSM7      = 0x00
+	dcUCS2      = 0x08
+	maxSegments = MaxSegments
+)
+
+// MaxSegments is the most segments a concatenated message can have (the 8-bit total of
+// the concatenation information element); more is a too_long error.
+const MaxSegments = 255
+
+// plan is everything CountText and Split decide before any byte is written.
+type plan struct {
+	text     string // after smart encoding and UTF-8 repair
+	enc      Encoding
+	units    int
+	segments int
+	single   bool // fits in one segment: no UDH, no SAR
+	simple   bool // every character is one unit and its own cluster
+	capMulti int  // capacity of one part of a concatenated message, in units
+	udhLen   int  // octets of concatenation UDH per part (0 for SAR, payload, single)
+}
+
+// makePlan chooses the encoding and counts units and segments. With ends non-nil it also
+// records the byte offset in p.text where each segment ends (up to len(ends)).
+func makePlan(text string, opt Options, ends []int32) (plan, error) {
+	if opt.Smart {
+		text = Smart(text)
+	}
+	p := plan{text: text}
+	gsmOK := false
+	if opt.Encoding != UCS2 {
+		units, simple, bad := scanGSM(text)
+		if bad < 0 {
+			gsmOK = true
+			p.enc, p.units, p.simple = GSM7, units, simple
+		} else if opt.Encoding == GSM7 {
+			if !utf8.ValidString(text) {
+				text = strings.ToValidUTF8(text, "\uFFFD")
+				p.text = text
+				_, _, bad = scanGSM(text)
+			}
+			r, _ := utf8.DecodeRuneInString(text[bad:])
+			return plan{text: text, enc: GSM7}, &Error{Code: "encoding_mismatch",
+				Detail: "encoding gsm7: character " + quoteRune(r) + " at byte " + strconv.Itoa(bad) + " is not in the GSM 03.38 alphabet"}
+		}
+	}
+	if !gsmOK {
+		units, simple, valid := scanUCS2(text)
+		if !valid {
+			text = strings.ToValidUTF8(text, "\uFFFD")
+			p.text = text
+			units, simple, _ = scanUCS2(text)
+		}
+		p.enc, p.units, p.simple = UCS2, units, simple
+	}
+
+	single, multi, udh := capacities(p.enc, opt.Concat)
+	p.capMulti, p.udhLen = multi, udh
+	if p.units <= single {
+		p.single, p.segments, p.udhLen = true, 1, 0
+		if ends != nil {
+			ends[0] = int32(len(text))
+		}
+		return p, nil
+	}
+	if p.simple && ends == nil {
+		p.segments = (p.units + multi - 1) / multi
+	} else {
+		p.segments = pack(text, p.enc == GSM7, multi, ends)
+	}
+	if opt.Concat == ConcatPayload {
+		if n := p.octets(); n > maxPayload {
+			return p, &Error{Code: "too_long", Detail: "message_payload of " + strconv.Itoa(n) + " octets exceeds 65535"}
+		}
+		return p, nil
+	}
+	if p.segments > maxSegments {
+		return p, &Error{Code: "too_long", Detail: strconv.Itoa(p.segments) + " segments exceed the maximum of 255"}
+	}
+	return p, nil
+}
+
+// octets is the encoded size of the whole text without any UDH.
+func (p *plan) octets() int {
+	if p.enc == UCS2 {
+		return 2 * p.units
+	}
+	return p.units
+}
+
+// capacities returns the single-part capacity, the per-part capacity of a concatenated
+// message, and the UDH length of each concatenated part. SAR and message_payload carry
+// no UDH in short_message, but the SMSC builds one, so parts are sized as with an 8-bit
+// reference UDH (the SMSC's usual choice) and billed likewise.
+func capacities(enc Encoding, c Concat) (single, multi, udh int) {
+	if enc == UCS2 {
+		switch c {
+		case ConcatUDH16:
+			return ucs2Single, ucs2UDH16, udh16Len
+		case ConcatUDH8:
+			return ucs2Single, ucs2UDH8, udh8Len
+		}
+		return ucs2Single, ucs2UDH8, 0
+	}
+	switch c {
+	case ConcatUDH16:
+		return gsmSingle, gsmUDH16, udh16Len
+	case ConcatUDH8:
+		return gsmSingle, gsmUDH8, udh8Len
+	}
+	return gsmSingle, gsmUDH8, 0
+}
+
+// scanGSM returns the septets of text and whether every character is one septet (no
+// extension characters), or bad >= 0: the byte offset of the first character that is not
+// GSM-7 (including invalid UTF-8).
+func scanGSM(text string) (units int, simple bool, bad int) {
+	cost := &tab.cost
+	ext := 0
+	for i := 0; i < len(text); {
+		c := text[i]
+		k := cost[c]
+		if k != 0 {
+			units += int(k)
+			ext += int(k) - 1
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			return 0, false, i
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		g := gsmCode(r)
+		if g == 0 {
+			return 0, false, i
+		}
+		if g&gsmIsExt != 0 {
+			units += 2
+			ext++
+		} else {
+			units++
+		}
+		i += size
+	}
+	return units, ext == 0, -1
+}
+
+// scanUCS2 returns the UTF-16 code units of text, whether every character is one code
+// unit and certainly its own grapheme cluster, and whether text is valid UTF-8.
+func scanUCS2(text string) (units int, simple, valid bool) {
+	simple = true
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			units++
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		if r == utf8.RuneError && size == 1 {
+			return 0, false, false
+		}
+		if r >= 0x10000 {
+			units += 2
+			simple = false
+		} else {
+			units++
+			if simple && !isolated(r) {
+				simple = false
+			}
+		}
+		i += size
+	}
+	return units, simple, true
+}
+
+// isolated reports whether r certainly forms a grapheme cluster of its own next to any
+// other isolated rune (Unicode UAX #29: r is none of Extend, ZWJ, SpacingMark, Prepend,
+// Regional_Indicator, Hangul syllable types; CR LF is split on purpose, see pack). The
+// ranges are conservative: anything else goes through uniseg.
+func isolated(r rune) bool {
+	switch {
+	case r < 0x300: // Latin, Latin-1, Latin Extended-A/B, IPA, spacing modifiers
+		return true
+	case r >= 0x370 && r <= 0x3FF: // Greek and Coptic
+		return true
+	case r >= 0x400 && r <= 0x482, r >= 0x48A && r <= 0x52F: // Cyrillic letters
+		return true
+	case r >= 0x2000 && r <= 0x200A, r >= 0x2010 && r <= 0x2027, r >= 0x2030 && r <= 0x205F && r != 0x203C && r != 0x2049:
+		// spaces and punctuation (‼ and ⁉ are Extended_Pictographic)
+		return true
+	case r == 0x20AC: // €
+		return true
+	case r >= 0x3041 && r <= 0x3096, r >= 0x30A0 && r <= 0x30FF: // Hiragana, Katakana letters
+		return true
+	case r >= 0x4E00 && r <= 0x9FFF: // CJK unified ideographs
+		return true
+	}
+	return false
+}
+
+// pack splits text into segments of at most capacity units and returns how many. With
+// gsm, units are septets and every character is atomic (an extension character and its
+// escape stay together; GSM-7 characters never join into larger grapheme clusters). In
+// UCS-2, units are UTF-16 code units; a grapheme cluster moves whole to the next segment
+// when it does not fit in the current one but fits in an empty one; a cluster longer than
+// a segment is cut between code points, never inside a surrogate pair. CR LF counts as
+// two clusters, as the widely used public calculators count it, so it may be split.
+//
+// ends, if non-nil, receives the byte offset in text where each segment ends.
+func pack(text string, gsm bool, capacity int, ends []int32) int {
+	segs, used := 1, 0
+	if gsm {
+		cost := &tab.cost
+		for i := 0; i < len(text); {
+			c := text[i]
+			k := int(cost[c])
+			size := 1
+			if k == 0 {
+				var r rune
+				r, size = utf8.DecodeRuneInString(text[i:])
+				k = GSM7Septets(r)
+			}
+			if used+k > capacity {
+				if segs <= len(ends) {
+					ends[segs-1] = int32(i)
+				}
+				segs++
+				used = 0
+			}
+			used += k
+			i += size
+		}
+	} else {
+		for i := 0; i < len(text); {
+			end, units := nextCluster(text, i)
+			if used+units > capacity {
+				if units <= capacity {
+					if segs <= len(ends) {
+						ends[segs-1] = int32(i)
+					}
+					segs++
+					used = 0
+				} else {
+					// Longer than a segment: cut between code points.
+					for i < end {
+						r, size := utf8.DecodeRuneInString(text[i:])
+						k := 1
+						if r >= 0x10000 {
+							k = 2
+						}
+						if used+k > capacity {
+							if segs <= len(ends) {
+								ends[segs-1] = int32(i)
+							}
+							segs++
+							used = 0
+						}
+						used += k
+						i += size
+					}
+					continue
+				}
+			}
+			used += units
+			i = end
+		}
+	}
+	if segs <= len(ends) {
+		ends[segs-1] = int32(len(text))
+	}
+	return segs
+}
+
+// nextCluster returns the end of the grapheme cluster that starts at text[i] and its
+// UTF-16 code units. Runes that are isolated on both sides skip uniseg.
+func nextCluster(text string, i int) (end, units int) {
+	r, size := rune(text[i]), 1
+	if r >= utf8.RuneSelf {
+		r, size = utf8.DecodeRuneInString(text[i:])
+	}
+	j := i + size
+	if j == len(text) || isolated(r) && nextIsolated(text[j:]) {
+		if r >= 0x10000 {
+			return j, 2
+		}
+		return j, 1
+	}
+	if r == '\r' {
+		// CR LF is two clusters here (see pack); UAX #29 joins CR with nothing else.
+		return j, 1
+	}
+	cluster, _, _, _ := uniseg.FirstGraphemeClusterInString(text[i:], -1)
+	end = i + len(cluster)
+	for _, c := range cluster {
+		units++
+		if c >= 0x10000 {
+			units++
+		}
+	}
+	return end, units
+}
+
+// nextIsolated reports whether the first rune of s is isolated.
+func nextIsolated(s string) bool {
+	if s[0] < utf8.RuneSelf {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	return isolated(r)
+}
+
+// quoteRune names r for error details: 'ç' (U+00E7).
+func quoteRune(r rune) string {
+	h := strings.ToUpper(strconv.FormatInt(int64(r), 16))
+	for len(h) < 4 {
+		h = "0" + h
+	}
+	return strconv.QuoteRune(r) + " (U+" + h + ")"
+}
