@@ -184,15 +184,42 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// applyListDefaults fills unset keys of list entries with their package defaults: a list
-// entry in YAML starts from zero values, not from defaults.
+// decodeListsOverDefaults decodes each smpp and sip entry again, starting from its
+// package defaults: yaml starts list entries from zero values, and an explicit 0 in the
+// file must stay 0 (and fail validation) rather than become the default. The strict pass
+// before this one has already refused unknown keys and wrong types.
+func decodeListsOverDefaults(root *yaml.Node, cfg *Config) error {
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	top := root.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		key, list := top.Content[i].Value, top.Content[i+1]
+		if list.Kind != yaml.SequenceNode {
+			continue
+		}
+		for j, item := range list.Content {
+			var err error
+			switch key {
+			case "smpp":
+				c := smpp.DefaultConfig()
+				err = item.Decode(&c)
+				cfg.SMPP[j] = c
+			case "sip":
+				c := sip.DefaultConfig()
+				err = item.Decode(&c)
+				cfg.SIP[j] = c
+			}
+			if err != nil {
+				return &ConfigError{Key: fmt.Sprintf("%s[%d]", key, j), Err: err}
+			}
+		}
+	}
+	return nil
+}
+
+// applyListDefaults fills the defaults of pool entries that yaml left at zero.
 func applyListDefaults(cfg *Config) {
-	for i := range cfg.SMPP {
-		fillZero(reflect.ValueOf(&cfg.SMPP[i]).Elem(), reflect.ValueOf(smpp.DefaultConfig()))
-	}
-	for i := range cfg.SIP {
-		fillZero(reflect.ValueOf(&cfg.SIP[i]).Elem(), reflect.ValueOf(sip.DefaultConfig()))
-	}
 	for i := range cfg.Pools {
 		if cfg.Pools[i].Tenant == "" {
 			cfg.Pools[i].Tenant = "default"
@@ -211,15 +238,6 @@ func applyListDefaults(cfg *Config) {
 	}
 }
 
-// fillZero copies def's fields into the zero fields of v.
-func fillZero(v, def reflect.Value) {
-	for i := 0; i < v.NumField(); i++ {
-		if v.Field(i).IsZero() {
-			v.Field(i).Set(def.Field(i))
-		}
-	}
-}
-
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
 
 // decodeYAML decodes strictly and rewrites yaml's "line N: ..." messages to name the key.
@@ -231,7 +249,10 @@ func decodeYAML(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(cfg)
-	if err == nil || errors.Is(err, io.EOF) {
+	if err == nil {
+		return decodeListsOverDefaults(&root, cfg)
+	}
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
 	var te *yaml.TypeError
@@ -239,20 +260,20 @@ func decodeYAML(data []byte, cfg *Config) error {
 		m := yamlLine.FindStringSubmatch(te.Errors[0])
 		if m != nil {
 			line, _ := strconv.Atoi(m[1])
-			key := keyAtLine(&root, line, "")
+			key := keyAtLine(&root, line, "", matcherFor(m[2]))
 			return &ConfigError{Key: key, Err: fmt.Errorf("line %d: %s", line, m[2])}
 		}
 	}
 	return &ConfigError{Err: err}
 }
 
-// keyAtLine returns the dotted path of the key or value node on line (yaml errors name
-// lines, operators want keys).
-func keyAtLine(n *yaml.Node, line int, path string) string {
+// keyAtLine returns the dotted path of the node on line that match accepts (yaml errors
+// name lines, operators want keys). match gets the key (nil for list items) and value.
+func keyAtLine(n *yaml.Node, line int, path string, match func(k, v *yaml.Node) bool) string {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if k := keyAtLine(c, line, path); k != "" {
+			if k := keyAtLine(c, line, path, match); k != "" {
 				return k
 			}
 		}
@@ -263,25 +284,42 @@ func keyAtLine(n *yaml.Node, line int, path string) string {
 			if path != "" {
 				p = path + "." + k.Value
 			}
-			if sub := keyAtLine(v, line, p); sub != "" {
-				return sub
-			}
-			if k.Line == line {
+			if k.Line == line && match(k, v) {
 				return p
+			}
+			if sub := keyAtLine(v, line, p, match); sub != "" {
+				return sub
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
-			if c.Kind == yaml.ScalarNode && c.Line == line {
+			if c.Kind == yaml.ScalarNode && c.Line == line && match(nil, c) {
 				return p
 			}
-			if sub := keyAtLine(c, line, p); sub != "" {
+			if sub := keyAtLine(c, line, p, match); sub != "" {
 				return sub
 			}
 		}
 	}
 	return ""
+}
+
+var (
+	yamlUnknown = regexp.MustCompile(`field (\S+) not found`)
+	yamlValue   = regexp.MustCompile("`([^`]*)`")
+)
+
+// matcherFor returns a node matcher for a yaml error message: the unknown key it names,
+// or the scalar value it quotes, or anything on the line.
+func matcherFor(msg string) func(k, v *yaml.Node) bool {
+	if m := yamlUnknown.FindStringSubmatch(msg); m != nil {
+		return func(k, _ *yaml.Node) bool { return k != nil && k.Value == m[1] }
+	}
+	if m := yamlValue.FindStringSubmatch(msg); m != nil {
+		return func(_, v *yaml.Node) bool { return v.Kind == yaml.ScalarNode && v.Value == m[1] }
+	}
+	return func(_, _ *yaml.Node) bool { return true }
 }
 
 // applyEnv applies SENDCORE_<PATH> variables: the yaml path upper-cased, dots and list
@@ -296,7 +334,16 @@ func applyEnv(cfg *Config, environ []string) error {
 		if !ok || !strings.HasPrefix(name, "SENDCORE_") {
 			continue
 		}
-		path, ok := keys[strings.TrimPrefix(name, "SENDCORE_")]
+		env := strings.TrimPrefix(name, "SENDCORE_")
+		path, ok := keys[env]
+		if !ok {
+			// A new key of a map section: SENDCORE_LIMITS_TENANTS_<tenant>.
+			for k, p := range keys {
+				if strings.HasSuffix(k, "_*") && strings.HasPrefix(env, strings.TrimSuffix(k, "*")) {
+					path, ok = append(p[:len(p):len(p)], strings.TrimPrefix(env, strings.TrimSuffix(k, "*"))), true
+				}
+			}
+		}
 		if !ok {
 			continue
 		}
@@ -335,6 +382,8 @@ func collectKeys(v reflect.Value, path []string, out map[string][]string) {
 			p := append(append([]string(nil), path...), k.String())
 			out[strings.ToUpper(strings.Join(p, "_"))] = p
 		}
+		out[strings.ToUpper(strings.Join(path, "_"))+"_*"] = path
+		return
 	}
 	out[strings.ToUpper(strings.Join(path, "_"))] = path
 }
