@@ -23,11 +23,22 @@ type Config struct {
 	PromptDir string `yaml:"prompt_dir"`
 	// AnswerTimeout bounds the wait for any response to INVITE before failing over.
 	AnswerTimeout time.Duration `yaml:"answer_timeout"`
+	// Listen is the local SIP address (host:port) the trunk binds for its transport; port 0
+	// picks a free port. Default "0.0.0.0:0"; with an unspecified host the Contact and SDP
+	// carry the local address that routes to addr.
+	Listen string `yaml:"listen"`
+	// RingTimeout applies to calls that carry none. Default 30s.
+	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// MaxDuration applies to answered calls that carry none. Default 5m.
+	MaxDuration time.Duration `yaml:"max_duration"`
+	// TLSInsecureSkipVerify disables verification of the trunk's TLS certificate (tests only).
+	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
 }
 
 // DefaultConfig returns the defaults applied under every sip entry.
 func DefaultConfig() Config {
-	return Config{Transport: "udp", MaxCalls: 100, CPS: 10, Routes: []string{"*"}, AnswerTimeout: 8 * time.Second}
+	return Config{Transport: "udp", MaxCalls: 100, CPS: 10, Routes: []string{"*"}, AnswerTimeout: 8 * time.Second,
+		Listen: "0.0.0.0:0", RingTimeout: 30 * time.Second, MaxDuration: 5 * time.Minute}
 }
 
 // Validate reports the first bad key, named relative to the entry.
@@ -59,6 +70,15 @@ func (c Config) Validate() error {
 	}
 	if c.AnswerTimeout <= 0 {
 		return fmt.Errorf("answer_timeout: must be > 0, got %v", c.AnswerTimeout)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: must be host:port, got %q", c.Listen)
+	}
+	if c.RingTimeout <= 0 {
+		return fmt.Errorf("ring_timeout: must be > 0, got %v", c.RingTimeout)
+	}
+	if c.MaxDuration <= 0 {
+		return fmt.Errorf("max_duration: must be > 0, got %v", c.MaxDuration)
 	}
 	return nil
 }
