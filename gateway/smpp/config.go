@@ -40,6 +40,20 @@ type Config struct {
 	// OnUnknown is the policy for a submit whose response timed out: "retry" (at-least-once,
 	// default) or "fail" (at-most-once).
 	OnUnknown string `yaml:"on_unknown"`
+	// RespIDFormat is how the SMSC writes message ids in submit_sm_resp (and in the
+	// receipted_message_id TLV): hex, decimal, or "" = the same as IDFormat. Receipt ids in
+	// text are converted from IDFormat to this form so that they match.
+	RespIDFormat string `yaml:"resp_id_format"`
+	// Retries bounds the attempts after a transient error or an unknown outcome (retry policy).
+	Retries int `yaml:"retries"`
+	// Queue is the number of messages accepted by Send and not yet done; Send blocks beyond
+	// it. 0 = 4 × window × binds.
+	Queue int `yaml:"queue"`
+	// ShutdownGrace bounds the wait for in-flight submits before unbind on shutdown.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// ReconnectMin and ReconnectMax bound the jittered exponential reconnect backoff.
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
 
 // DefaultConfig returns the defaults applied under every smpp entry.
@@ -48,6 +62,8 @@ func DefaultConfig() Config {
 		Bind: "transceiver", Binds: 1, Window: 10, SourceTON: "auto", Concat: "udh8",
 		BindTimeout: 10 * time.Second, RespTimeout: 10 * time.Second,
 		EnquireLink: 30 * time.Second, OnUnknown: "retry", Routes: []string{"*"},
+		Retries: 3, ShutdownGrace: 5 * time.Second,
+		ReconnectMin: 500 * time.Millisecond, ReconnectMax: 30 * time.Second,
 	}
 }
 
@@ -97,12 +113,27 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("id_format: must be hex or decimal, got %q", c.IDFormat)
 	}
+	switch c.RespIDFormat {
+	case "", "hex", "decimal":
+	default:
+		return fmt.Errorf("resp_id_format: must be hex or decimal, got %q", c.RespIDFormat)
+	}
+	if c.Retries < 0 || c.Retries > 100 {
+		return fmt.Errorf("retries: must be 0..100, got %d", c.Retries)
+	}
+	if c.Queue < 0 {
+		return fmt.Errorf("queue: must be >= 0, got %d", c.Queue)
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return fmt.Errorf("reconnect_max: must be >= reconnect_min, got %v", c.ReconnectMax)
+	}
 	switch c.OnUnknown {
 	case "retry", "fail":
 	default:
 		return fmt.Errorf("on_unknown: must be retry or fail, got %q", c.OnUnknown)
 	}
-	for k, d := range map[string]time.Duration{"bind_timeout": c.BindTimeout, "resp_timeout": c.RespTimeout, "enquire_link": c.EnquireLink} {
+	for k, d := range map[string]time.Duration{"bind_timeout": c.BindTimeout, "resp_timeout": c.RespTimeout, "enquire_link": c.EnquireLink,
+		"shutdown_grace": c.ShutdownGrace, "reconnect_min": c.ReconnectMin} {
 		if d <= 0 {
 			return fmt.Errorf("%s: must be > 0, got %v", k, d)
 		}
