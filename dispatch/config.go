@@ -74,6 +74,26 @@ type Config struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	// SmartEncoding is the default of requests that do not say.
 	SmartEncoding bool `yaml:"smart_encoding"`
+
+	// The fields below are tuning; zero takes the default of DefaultConfig.
+
+	// QueueDepth is the length of each worker's queue.
+	QueueDepth int `yaml:"queue_depth"`
+	// MaxRequestBytes bounds a request record's value; larger ones are rejected unread.
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// MaxLimiterWait: a rate-limit wait up to this long is waited on a timer; a longer
+	// one holds the request in the schedule.
+	MaxLimiterWait time.Duration `yaml:"max_limiter_wait"`
+	// RetryDelay is how long a request is held when every connection of its route is
+	// down.
+	RetryDelay time.Duration `yaml:"retry_delay"`
+	// SchedulePoll is how often the scheduler takes due items; ScheduleBatch how many
+	// at most per take; ScheduleLease how long a taken item is leased.
+	SchedulePoll  time.Duration `yaml:"schedule_poll"`
+	ScheduleBatch int           `yaml:"schedule_batch"`
+	ScheduleLease time.Duration `yaml:"schedule_lease"`
+	// EventBatch is the largest batch of events written at once.
+	EventBatch int `yaml:"event_batch"`
 }
 
 // DefaultConfig returns the pipeline defaults.
@@ -86,7 +106,46 @@ func DefaultConfig() Config {
 		ReceiptTTL:    72 * time.Hour,
 		Retention:     7 * 24 * time.Hour,
 		ShutdownGrace: 10 * time.Second,
+
+		QueueDepth:      64,
+		MaxRequestBytes: 64 << 10,
+		MaxLimiterWait:  250 * time.Millisecond,
+		RetryDelay:      2 * time.Second,
+		SchedulePoll:    100 * time.Millisecond,
+		ScheduleBatch:   1000,
+		ScheduleLease:   time.Minute,
+		EventBatch:      4096,
 	}
+}
+
+// withDefaults returns c with every zero tuning field set to its default.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.QueueDepth <= 0 {
+		c.QueueDepth = d.QueueDepth
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = d.MaxRequestBytes
+	}
+	if c.MaxLimiterWait <= 0 {
+		c.MaxLimiterWait = d.MaxLimiterWait
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = d.RetryDelay
+	}
+	if c.SchedulePoll <= 0 {
+		c.SchedulePoll = d.SchedulePoll
+	}
+	if c.ScheduleBatch <= 0 {
+		c.ScheduleBatch = d.ScheduleBatch
+	}
+	if c.ScheduleLease <= 0 {
+		c.ScheduleLease = d.ScheduleLease
+	}
+	if c.EventBatch <= 0 {
+		c.EventBatch = d.EventBatch
+	}
+	return c
 }
 
 // Validate reports the first bad key, named relative to the section.

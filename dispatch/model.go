@@ -71,6 +71,13 @@ const (
 	StatusDeclined    Status = "declined"
 )
 
+// Opt-out statuses: events of MO keywords (not of requests; never terminal). Their shape
+// is documented in doc.go.
+const (
+	StatusOptedOut Status = "opted_out"
+	StatusOptedIn  Status = "opted_in"
+)
+
 // Terminal reports whether s ends a request: after it no other status follows.
 func (s Status) Terminal() bool {
 	switch s {
@@ -111,4 +118,7 @@ type Event struct {
 	Part       int               `json:"part,omitempty"`
 	DurationMS int64             `json:"duration_ms,omitempty"`
 	Parts      []PartReceipt     `json:"parts,omitempty"`
+	// Pool is the rotation pool From was taken from, when it was (an addition to the
+	// contract's fields: receipts and call outcomes feed the pool's health through it).
+	Pool string `json:"pool,omitempty"`
 }

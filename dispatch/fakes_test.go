@@ -1,0 +1,328 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf16"
+
+	"github.com/sendcore/sendcore/segment"
+)
+
+// Small in-memory stand-ins for the stores, the source and the connections, used until
+// (and besides) the real ones: the pipeline's contract with them is the interfaces.
+
+type memStore struct {
+	mu       sync.Mutex
+	optouts  map[string]bool
+	claims   map[string]Claim
+	history  map[string][]Event
+	subs     map[string]*memSub // connection/smscid
+	held     map[string]Scheduled
+	leased   map[string]time.Time
+	appended atomic.Int64
+}
+
+type memSub struct {
+	s     Submission
+	parts []PartReceipt
+	done  bool
+}
+
+func newMemStore() *memStore {
+	return &memStore{optouts: map[string]bool{}, claims: map[string]Claim{}, history: map[string][]Event{},
+		subs: map[string]*memSub{}, held: map[string]Scheduled{}, leased: map[string]time.Time{}}
+}
+
+func (s *memStore) OptedOut(tenant string, ch Channel, addr string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.optouts[tenant+"/"+ch+"/"+addr] || s.optouts[tenant+"/all/"+addr], nil
+}
+
+func (s *memStore) SetOptOut(o OptOut) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := o.Tenant + "/" + o.Channel + "/" + o.Address
+	if o.OptedOut {
+		s.optouts[k] = true
+	} else {
+		delete(s.optouts, k)
+	}
+	return nil
+}
+
+func (s *memStore) Claim(id, source string, at time.Time) (Claim, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.claims[id]; ok {
+		return c, true, nil
+	}
+	s.claims[id] = Claim{Source: source, At: at}
+	return Claim{}, false, nil
+}
+
+func (s *memStore) Append(evs []Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range evs {
+		s.history[e.ID] = append(s.history[e.ID], e)
+		if e.Status.Terminal() {
+			c := s.claims[e.ID]
+			c.Terminal = e.Status
+			s.claims[e.ID] = c
+		}
+	}
+	s.appended.Add(int64(len(evs)))
+	return nil
+}
+
+func (s *memStore) History(id string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.history[id]...), nil
+}
+
+func (s *memStore) Track(sub Submission, ttl time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := &memSub{s: sub, parts: make([]PartReceipt, len(sub.SMSCIDs))}
+	for i, id := range sub.SMSCIDs {
+		s.subs[sub.Connection+"/"+id] = ms
+		ms.parts[i] = PartReceipt{Part: i + 1, SMSCID: id}
+	}
+	return nil
+}
+
+func (s *memStore) Apply(r Receipt) (ReceiptResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms, ok := s.subs[r.Connection+"/"+r.SMSCID]
+	if !ok {
+		return ReceiptResult{}, nil
+	}
+	res := ReceiptResult{Matched: true, RequestID: ms.s.RequestID}
+	for i := range ms.parts {
+		if ms.parts[i].SMSCID == r.SMSCID {
+			res.Part = i + 1
+			if ms.parts[i].State == "" {
+				ms.parts[i].State, ms.parts[i].Err = r.State, r.Err
+			}
+		}
+	}
+	if ms.done {
+		return res, nil
+	}
+	for _, pr := range ms.parts {
+		if pr.State == "" {
+			return res, nil
+		}
+	}
+	ms.done = true
+	res.Done, res.Template, res.Parts = true, ms.s.Template, append([]PartReceipt(nil), ms.parts...)
+	return res, nil
+}
+
+func (s *memStore) Hold(it Scheduled) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held[it.ID] = it
+	delete(s.leased, it.ID)
+	return nil
+}
+
+func (s *memStore) Take(now time.Time, max int, lease time.Duration) ([]Scheduled, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Scheduled
+	for id, it := range s.held {
+		if it.Due.After(now) {
+			continue
+		}
+		if l, ok := s.leased[id]; ok && l.After(now) {
+			continue
+		}
+		out = append(out, it)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Due.Before(out[b].Due) })
+	if len(out) > max {
+		out = out[:max]
+	}
+	for _, it := range out {
+		s.leased[it.ID] = now.Add(lease)
+	}
+	return out, nil
+}
+
+func (s *memStore) Done(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, id)
+	delete(s.leased, id)
+	return nil
+}
+
+func (s *memStore) Cancel(tenant, campaign string) ([]Scheduled, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Scheduled
+	for id, it := range s.held {
+		if _, leased := s.leased[id]; leased || it.Tenant != tenant || it.Campaign != campaign {
+			continue
+		}
+		out = append(out, it)
+		delete(s.held, id)
+	}
+	return out, nil
+}
+
+func (s *memStore) Len() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held), nil
+}
+
+// chanSource delivers records pushed with push; it counts acknowledgements.
+type chanSource struct {
+	in    chan Record
+	acked atomic.Int64
+	ackMu sync.Mutex
+	acks  map[string]int
+}
+
+func newChanSource() *chanSource {
+	return &chanSource{in: make(chan Record, 1024), acks: map[string]int{}}
+}
+
+func (s *chanSource) push(key, value, source string) {
+	s.in <- Record{Key: []byte(key), Value: []byte(value), Source: source, Time: time.Now(), Ack: func() {
+		s.ackMu.Lock()
+		s.acks[source]++
+		s.ackMu.Unlock()
+		s.acked.Add(1)
+	}}
+}
+
+func (s *chanSource) Run(ctx context.Context, deliver func(Record), drained <-chan struct{}) error {
+	for {
+		select {
+		case <-ctx.Done():
+			<-drained
+			return nil
+		case r := <-s.in:
+			deliver(r)
+		}
+	}
+}
+
+// fakeSMSC is an SMSSender that answers every part at once with an id and, optionally,
+// reports receipts through a callback.
+type fakeSMSC struct {
+	name    string
+	ready   atomic.Bool
+	mu      sync.Mutex
+	parts   map[string]int // request id -> parts received
+	msgs    atomic.Int64
+	seq     atomic.Int64
+	receipt func(Receipt)
+	fail    func(m *SMS) Outcome
+}
+
+func newFakeSMSC(name string) *fakeSMSC {
+	f := &fakeSMSC{name: name, parts: map[string]int{}}
+	f.ready.Store(true)
+	return f
+}
+
+func (f *fakeSMSC) Name() string           { return f.name }
+func (f *fakeSMSC) Ready() bool            { return f.ready.Load() }
+func (f *fakeSMSC) Concat() segment.Concat { return segment.ConcatUDH8 }
+
+func (f *fakeSMSC) Send(ctx context.Context, m *SMS, done func([]PartResult)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.parts[m.RequestID] += len(m.Parts)
+	f.mu.Unlock()
+	f.msgs.Add(1)
+	res := make([]PartResult, len(m.Parts))
+	outcome := OutcomeOK
+	if f.fail != nil {
+		outcome = f.fail(m)
+	}
+	var rs []Receipt
+	for i := range res {
+		if outcome != OutcomeOK {
+			res[i] = PartResult{Outcome: outcome, Err: fmt.Errorf("fake %s", outcome)}
+			continue
+		}
+		id := fmt.Sprintf("%s-%d", f.name, f.seq.Add(1))
+		res[i] = PartResult{Outcome: OutcomeOK, SMSCID: id}
+		rs = append(rs, Receipt{Connection: f.name, SMSCID: id, State: "DELIVRD", At: time.Now()})
+	}
+	go func() {
+		done(res)
+		if f.receipt != nil && m.DLR {
+			for _, r := range rs {
+				f.receipt(r)
+			}
+		}
+	}()
+	return nil
+}
+
+func (f *fakeSMSC) partsOf(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.parts[id]
+}
+
+// fakeCount and fakeSplit stand in for package segment: GSM-7 when every rune is ASCII
+// printable, else UCS-2; 160/153 and 70/67 units per segment; "gsm7" on non-ASCII text is
+// an encoding_mismatch.
+func fakeCount(text string, opt segment.Options) (segment.Count, error) {
+	gsm := true
+	for _, r := range text {
+		if r < 0x20 || r > 0x7e {
+			gsm = false
+		}
+	}
+	enc := segment.GSM7
+	units := len(text)
+	if !gsm || opt.Encoding == segment.UCS2 {
+		if opt.Encoding == segment.GSM7 {
+			return segment.Count{}, &segment.Error{Code: "encoding_mismatch", Detail: "not GSM-7"}
+		}
+		enc, units = segment.UCS2, len(utf16.Encode([]rune(text)))
+	}
+	one, multi := 160, 153
+	if enc == segment.UCS2 {
+		one, multi = 70, 67
+	}
+	n := 1
+	if units > one {
+		n = (units + multi - 1) / multi
+	}
+	if n > 255 {
+		return segment.Count{}, &segment.Error{Code: "too_long", Detail: fmt.Sprintf("%d segments", n)}
+	}
+	return segment.Count{Encoding: enc, Segments: n, Units: units}, nil
+}
+
+func fakeSplit(m *segment.Message, text string, opt segment.Options, ref uint16) error {
+	c, err := fakeCount(text, opt)
+	if err != nil {
+		return err
+	}
+	m.Encoding, m.Units, m.Text = c.Encoding, c.Units, text
+	m.Parts = m.Parts[:0]
+	for i := 1; i <= c.Segments; i++ {
+		m.Parts = append(m.Parts, segment.Part{ShortMessage: []byte(strings.Repeat("x", 1)), Seq: i, Total: c.Segments, Ref: ref})
+	}
+	return nil
+}
