@@ -251,18 +251,18 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 
 // job is one request on its way through the pipeline.
 type job struct {
-	rec   Record
-	held  *Scheduled // set when re-injected from the schedule
-	value []byte     // the request as received
-	p     parsed
-	ev    Event // template of every event of the request
+	rec     Record
+	held    *Scheduled // set when re-injected from the schedule
+	value   []byte     // the request as received
+	p       parsed
+	ev      Event // template of every event of the request
 	resumed bool
-	conn  int // chosen SMS connection or trunk
-	cands []int
-	pool  string
-	msg   segment.Message
-	sms   SMS
-	done  atomic.Bool
+	conn    int // chosen SMS connection or trunk
+	cands   []int
+	pool    string
+	msg     segment.Message
+	sms     SMS
+	done    atomic.Bool
 }
 
 // deliverer returns the Source's deliver function: it hashes the key onto a worker
