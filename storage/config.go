@@ -1,0 +1,72 @@
+package storage
+
+import (
+	"fmt"
+	"time"
+)
+
+// Options configure one database. The zero value is usable: every zero field takes the
+// default named in its comment.
+type Options struct {
+	// Retention is how long ledger records (claims and status histories) are kept;
+	// after it an id may be sent again. Default 7 days.
+	Retention time.Duration `yaml:"retention" json:"retention"`
+	// SyncWrites fsyncs every commit. Without it a committed write survives a process
+	// crash (kill -9: the write is in the OS page cache) but not an OS crash or power loss.
+	SyncWrites bool `yaml:"sync_writes" json:"sync_writes"`
+	// GCInterval is how often Run runs value-log garbage collection. Default 5 minutes.
+	GCInterval time.Duration `yaml:"gc_interval" json:"gc_interval"`
+	// DefaultRegion is the ISO 3166 region CSV imports read national numbers in
+	// ("" accepts international forms only).
+	DefaultRegion string `yaml:"default_region" json:"default_region"`
+	// BlockCacheBytes is Badger's block cache. Default 64 MiB.
+	BlockCacheBytes int64 `yaml:"block_cache_bytes" json:"block_cache_bytes"`
+	// MemTableBytes is Badger's memtable size. Default 64 MiB.
+	MemTableBytes int64 `yaml:"memtable_bytes" json:"memtable_bytes"`
+	// NoOptOutFilter disables the in-memory filter in front of the opt-out table (every
+	// check then reads Badger). For benchmarks and for short-lived tools on huge lists:
+	// with the filter, Open scans every opt-out once.
+	NoOptOutFilter bool `yaml:"no_optout_filter" json:"no_optout_filter"`
+	// Clock returns the current time; nil is time.Now. Used for schedule leases in Cancel.
+	Clock func() time.Time `yaml:"-" json:"-"`
+}
+
+// Defaults.
+const (
+	DefaultRetention  = 7 * 24 * time.Hour
+	DefaultGCInterval = 5 * time.Minute
+)
+
+// Validate reports the first bad key, named relative to the section.
+func (o Options) Validate() error {
+	switch {
+	case o.Retention < 0:
+		return fmt.Errorf("%w: retention: must be >= 0, got %v", ErrInvalid, o.Retention)
+	case o.GCInterval < 0:
+		return fmt.Errorf("%w: gc_interval: must be >= 0, got %v", ErrInvalid, o.GCInterval)
+	case o.BlockCacheBytes < 0:
+		return fmt.Errorf("%w: block_cache_bytes: must be >= 0, got %d", ErrInvalid, o.BlockCacheBytes)
+	case o.MemTableBytes < 0:
+		return fmt.Errorf("%w: memtable_bytes: must be >= 0, got %d", ErrInvalid, o.MemTableBytes)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
+	}
+	if o.BlockCacheBytes == 0 {
+		o.BlockCacheBytes = 64 << 20
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 64 << 20
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	return o
+}

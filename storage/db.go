@@ -1,0 +1,250 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sendcore/sendcore/dispatch"
+)
+
+// Errors. Every error of this package wraps one of them (or a Badger error on I/O).
+var (
+	// ErrInvalid: bad input; the message names the field and value.
+	ErrInvalid = errors.New("storage: invalid")
+	// ErrLocked: another process (or another Open in this one) holds the data dir.
+	ErrLocked = errors.New("storage: data dir is locked by another process")
+	// ErrCorrupt: the data dir holds files Badger cannot read.
+	ErrCorrupt = errors.New("storage: data dir is corrupted")
+	// ErrNotWritable: the data dir cannot be created or written (permissions, read-only fs).
+	ErrNotWritable = errors.New("storage: data dir is not writable")
+	// ErrDiskFull: no space left on the device of the data dir.
+	ErrDiskFull = errors.New("storage: disk full")
+	// ErrClosed: the database was closed.
+	ErrClosed = errors.New("storage: closed")
+)
+
+// Compile-time proof that *DB is every store dispatch declares.
+var (
+	_ dispatch.OptOuts       = (*DB)(nil)
+	_ dispatch.Ledger        = (*DB)(nil)
+	_ dispatch.Receipts      = (*DB)(nil)
+	_ dispatch.Schedule      = (*DB)(nil)
+	_ dispatch.UsageCounters = (*DB)(nil)
+	_ dispatch.Settings      = (*DB)(nil)
+)
+
+// DB is one Badger database in one data dir, holding every store. Safe for concurrent use.
+// Open it once per process, Close it on shutdown; Run does background housekeeping.
+type DB struct {
+	bdb  *badger.DB
+	opt  Options
+	log  *slog.Logger
+	m    *metrics
+	dir  string
+	once sync.Once
+
+	// Opt-outs: optMu serialises opt-out writers so that optCount stays exact; checks
+	// never take it.
+	optMu    sync.Mutex
+	optCount atomic.Int64
+	filter   *filter // nil when Options.NoOptOutFilter
+
+	histSeq atomic.Uint64 // status-history sequence, seeded from the clock at open
+
+	schedLen atomic.Int64
+	usageMu  [64]sync.Mutex // stripes for usage read-modify-write
+}
+
+// Open opens (creating it if needed) the database in dir. It fails with ErrLocked,
+// ErrCorrupt, ErrNotWritable or ErrDiskFull (wrapped, with the dir named) rather than
+// panicking. reg may be nil (no metrics). With the opt-out filter enabled Open reads every
+// opt-out key once (about a second per few million).
+func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer) (*DB, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: data dir: must not be empty", ErrInvalid)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	if err := probeDir(dir); err != nil {
+		return nil, err
+	}
+	bo := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log}).
+		WithSyncWrites(opts.SyncWrites).
+		WithBlockCacheSize(opts.BlockCacheBytes).
+		WithMemTableSize(opts.MemTableBytes).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false)
+	bdb, err := openBadger(bo)
+	if err != nil {
+		return nil, classifyOpen(dir, err)
+	}
+	db := &DB{bdb: bdb, opt: opts, log: log, dir: dir}
+	db.histSeq.Store(uint64(time.Now().UnixNano()))
+	start := time.Now()
+	if err := db.loadOptOuts(); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("storage: reading opt-outs of %s: %w", dir, err)
+	}
+	if err := db.loadSchedule(); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("storage: reading schedule of %s: %w", dir, err)
+	}
+	db.m = newMetrics(db)
+	if reg != nil {
+		if err := db.m.register(reg); err != nil {
+			_ = bdb.Close()
+			return nil, fmt.Errorf("storage: registering metrics: %w", err)
+		}
+	}
+	log.Info("storage opened", "dir", dir, "optouts", db.optCount.Load(),
+		"scheduled", db.schedLen.Load(), "took", time.Since(start))
+	return db, nil
+}
+
+// openBadger turns a Badger panic on a damaged directory into an error.
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: badger panicked: %v", ErrCorrupt, r)
+		}
+	}()
+	return badger.Open(bo)
+}
+
+// probeDir creates dir and writes a small file into it, to report permissions and a full
+// disk clearly before Badger starts.
+func probeDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return classifyOpen(dir, err)
+	}
+	p := filepath.Join(dir, ".sendcore-probe")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return classifyOpen(dir, err)
+	}
+	_, werr := f.Write(make([]byte, 4096))
+	if werr == nil {
+		werr = f.Sync()
+	}
+	cerr := f.Close()
+	_ = os.Remove(p)
+	if werr != nil {
+		return classifyOpen(dir, werr)
+	}
+	if cerr != nil {
+		return classifyOpen(dir, cerr)
+	}
+	return nil
+}
+
+func classifyOpen(dir string, err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("storage: opening %s: %w", dir, err)
+	}
+	var sentinel error
+	msg := err.Error()
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(msg, "no space left"):
+		sentinel = ErrDiskFull
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) ||
+		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, os.ErrPermission):
+		sentinel = ErrNotWritable
+	case strings.Contains(msg, "Cannot acquire directory lock") || errors.Is(err, syscall.EWOULDBLOCK):
+		sentinel = ErrLocked
+	default:
+		// Anything else Badger refuses at open is a directory it cannot read: bad
+		// magic, checksum mismatch, truncated manifest or tables, missing files.
+		sentinel = ErrCorrupt
+	}
+	return fmt.Errorf("%w: %s: %v", sentinel, dir, err)
+}
+
+// Run runs value-log garbage collection every Options.GCInterval until ctx is done. It
+// returns nil then; Badger compacts (and drops expired records) on its own goroutines.
+func (db *DB) Run(ctx context.Context) error {
+	t := time.NewTicker(db.opt.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			db.gc(ctx)
+		}
+	}
+}
+
+func (db *DB) gc(ctx context.Context) {
+	for i := 0; i < 16 && ctx.Err() == nil; i++ {
+		err := db.bdb.RunValueLogGC(0.5)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				db.log.Warn("storage: value log GC", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// Close flushes and closes the database; later calls return nil. Methods called after
+// Close fail.
+func (db *DB) Close() error {
+	var err error
+	db.once.Do(func() {
+		if e := db.saveOptOutHint(); e != nil {
+			db.log.Warn("storage: saving opt-out count", "err", e)
+		}
+		if e := db.bdb.Close(); e != nil {
+			err = fmt.Errorf("storage: closing %s: %w", db.dir, e)
+		}
+	})
+	return err
+}
+
+// Size returns the bytes of the LSM tree and of the value log.
+func (db *DB) Size() (lsm, vlog int64) { return db.bdb.Size() }
+
+// retry runs fn in a read-write transaction, again on a conflict with a concurrent one.
+func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	for i := 0; ; i++ {
+		err := db.bdb.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) || i >= 1000 {
+			return err
+		}
+	}
+}
+
+// badgerLogger sends Badger's log to slog; Badger's info lines are debug here.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}

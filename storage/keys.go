@@ -1,0 +1,52 @@
+package storage
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// Key layout: one prefix byte per table, then the parts. A part that is followed by
+// another is length-prefixed (uvarint), so no byte value is special; the last part is raw,
+// so iteration within a prefix is in that part's byte order. Times are big-endian
+// nanoseconds since 1970, so keys sort in time order.
+const (
+	pOptOut     = 'o' // o tenant channel(1) address           -> ts(8) source
+	pClaim      = 'c' // c id                                  -> at(8) source
+	pTerminal   = 't' // t id                                  -> status
+	pHistory    = 'h' // h id seq(8)                           -> event JSON
+	pReceiptID  = 'r' // r connection smscid                   -> part(2) requestID
+	pSubmission = 's' // s requestID                           -> submission JSON
+	pQueue      = 'q' // q offer(8) id                         -> nil
+	pSchedItem  = 'i' // i id                                  -> item JSON
+	pCampaign   = 'k' // k tenant campaign id                  -> nil
+	pUsage      = 'u' // u pool number kind(1) start(8)        -> count(8)
+	pSetting    = 'g' // g namespace key                       -> value
+)
+
+func appendLP(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(b, uint64(t.UnixNano()))
+}
+
+// readLP returns the length-prefixed part at the start of b and the rest.
+func readLP(b []byte) (string, []byte, bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return "", nil, false
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], true
+}
+
+func key1(p byte, s string) []byte {
+	b := make([]byte, 0, 1+len(s))
+	return append(append(b, p), s...)
+}
+
+func key2(p byte, a, s string) []byte {
+	b := make([]byte, 0, 3+len(a)+len(s))
+	return append(appendLP(append(b, p), a), s...)
+}
