@@ -9,9 +9,81 @@ import (
 // NumberConfig is one number of a pool.
 type NumberConfig struct {
 	Number     string `yaml:"number" json:"number"`
-	Weight     int    `yaml:"weight" json:"weight"`
+	Weight     int    `yaml:"weight" json:"weight"`             // 0 means 1 (the default)
 	MaxPerHour int    `yaml:"max_per_hour" json:"max_per_hour"` // 0 = no cap
 	MaxPerDay  int    `yaml:"max_per_day" json:"max_per_day"`   // 0 = no cap
+	// Disabled keeps the number in the pool (and on the sticky ring, so that its
+	// recipients come back to it) but never picks it.
+	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
+}
+
+// HealthConfig says when a number is quarantined for a success rate (voice: answered;
+// SMS: delivered) well below its pool's. The zero value means the defaults.
+type HealthConfig struct {
+	// Off disables health tracking: no number is ever quarantined.
+	Off bool `yaml:"off" json:"off,omitempty"`
+	// Window is the sliding window outcomes are counted over (default 1h).
+	Window time.Duration `yaml:"window" json:"window,omitempty"`
+	// MinSamples is how many outcomes a number (and the rest of its pool) needs in the
+	// window before it is judged (default 20).
+	MinSamples int `yaml:"min_samples" json:"min_samples,omitempty"`
+	// Ratio: a number whose rate is below Ratio × the rate of the rest of the pool is
+	// quarantined (default 0.5).
+	Ratio float64 `yaml:"ratio" json:"ratio,omitempty"`
+	// Rest is how long a quarantined number rests before probation (default 1h).
+	Rest time.Duration `yaml:"rest" json:"rest,omitempty"`
+	// ProbationShare is the fraction of its normal share of picks a number on probation
+	// gets (default 0.1).
+	ProbationShare float64 `yaml:"probation_share" json:"probation_share,omitempty"`
+	// ProbationSamples is how many outcomes decide probation: healthy, back to active;
+	// not, quarantined again (default 10).
+	ProbationSamples int `yaml:"probation_samples" json:"probation_samples,omitempty"`
+}
+
+// WithDefaults returns h with every zero key set to its default.
+func (h HealthConfig) WithDefaults() HealthConfig {
+	if h.Window == 0 {
+		h.Window = time.Hour
+	}
+	if h.MinSamples == 0 {
+		h.MinSamples = 20
+	}
+	if h.Ratio == 0 {
+		h.Ratio = 0.5
+	}
+	if h.Rest == 0 {
+		h.Rest = time.Hour
+	}
+	if h.ProbationShare == 0 {
+		h.ProbationShare = 0.1
+	}
+	if h.ProbationSamples == 0 {
+		h.ProbationSamples = 10
+	}
+	return h
+}
+
+// Validate reports the first bad key, named relative to the health section.
+func (h HealthConfig) Validate() error {
+	if h.Window < 0 {
+		return fmt.Errorf("window: must be >= 0, got %v", h.Window)
+	}
+	if h.MinSamples < 0 {
+		return fmt.Errorf("min_samples: must be >= 0, got %d", h.MinSamples)
+	}
+	if h.Ratio < 0 || h.Ratio > 1 {
+		return fmt.Errorf("ratio: must be 0..1, got %v", h.Ratio)
+	}
+	if h.Rest < 0 {
+		return fmt.Errorf("rest: must be >= 0, got %v", h.Rest)
+	}
+	if h.ProbationShare < 0 || h.ProbationShare > 1 {
+		return fmt.Errorf("probation_share: must be 0..1, got %v", h.ProbationShare)
+	}
+	if h.ProbationSamples < 0 {
+		return fmt.Errorf("probation_samples: must be >= 0, got %d", h.ProbationSamples)
+	}
+	return nil
 }
 
 // PoolConfig is one entry of the `pools` section (contract §5).
@@ -24,7 +96,13 @@ type PoolConfig struct {
 	Cooldown time.Duration  `yaml:"cooldown" json:"cooldown"`
 	// OnExhausted is "hold" (schedule until a number is free) or "fail" (pool_exhausted).
 	OnExhausted string `yaml:"on_exhausted" json:"on_exhausted"`
+	// Health configures quarantine of numbers with a poor answer or delivery rate.
+	Health HealthConfig `yaml:"health" json:"health"`
 }
+
+// Hold reports whether a request that finds the pool exhausted is held until a number
+// frees up ("hold", the default) rather than failed with pool_exhausted ("fail").
+func (c PoolConfig) Hold() bool { return c.OnExhausted != "fail" }
 
 // Validate reports the first bad key, named relative to the entry.
 func (c PoolConfig) Validate() error {
@@ -70,6 +148,9 @@ func (c PoolConfig) Validate() error {
 	}
 	if c.Cooldown < 0 {
 		return fmt.Errorf("cooldown: must be >= 0, got %v", c.Cooldown)
+	}
+	if err := c.Health.Validate(); err != nil {
+		return fmt.Errorf("health.%w", err)
 	}
 	return nil
 }
