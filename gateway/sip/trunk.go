@@ -58,7 +58,7 @@ type Trunk struct {
 	prompts *prompts
 
 	mu      sync.Mutex
-	state   int // 0 new, 1 running, 2 stopping
+	state   int // 0 new, 3 starting, 1 running, 2 stopping
 	started chan struct{}
 	runCtx  context.Context
 	calls   sync.WaitGroup // Call invocations in progress
@@ -266,8 +266,7 @@ func (t *Trunk) Run(ctx context.Context) error {
 		t.mu.Unlock()
 		return ErrRunning
 	}
-	t.state, t.runCtx = 1, ctx
-	close(t.started)
+	t.state = 3 // starting
 	t.mu.Unlock()
 
 	var serve sync.WaitGroup
@@ -275,9 +274,19 @@ func (t *Trunk) Run(ctx context.Context) error {
 	switch {
 	case t.pc != nil:
 		serve.Go(func() { errc <- t.srv.ServeUDP(t.pc) })
+		// Requests are sent from the listener once sipgo has pooled it; before that a
+		// request would try to bind the same port. sipgo has no ready signal: poll briefly.
+		pool := t.ua.TransportLayer().Pool("udp")
+		for deadline := time.Now().Add(2 * time.Second); pool.Size() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 	case t.ln != nil:
 		serve.Go(func() { errc <- t.srv.ServeTCP(t.ln) })
 	}
+	t.mu.Lock()
+	t.state, t.runCtx = 1, ctx
+	close(t.started)
+	t.mu.Unlock()
 	t.log.Info("sip trunk running", "local", t.Addr(), "remote", t.cfg.Addr, "transport", t.transport)
 
 	var err error

@@ -196,3 +196,245 @@ func TestOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// A 401 challenge is answered with digest credentials and the call goes through; wrong
+// credentials end as failed sip_403 without a loop.
+func TestDigestAuth(t *testing.T) {
+	u := newUAS(t, uastest.Options{Username: "alice", Password: "s3cret"})
+	u.SetDefault(uastest.Behavior{Challenge: true})
+	for _, tc := range []struct {
+		name, password string
+		status         dispatch.Status
+		code           int
+	}{
+		{"good", "s3cret", dispatch.StatusCompleted, 200},
+		{"bad", "wrong", dispatch.StatusFailed, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, _ := startTrunk(t, "udp", u.UDPAddr(), func(c *sipgw.Config) { c.Username, c.Password = "alice", tc.password })
+			to := "+35850" + tc.name
+			r := tr.Call(context.Background(), call(to), nil)
+			if r.Status != tc.status || r.SIPCode != tc.code {
+				t.Fatalf("result %+v, want %s %d", r, tc.status, tc.code)
+			}
+			uc := waitCall(t, u, to, func(c uastest.Call) bool { return c.Final != 0 })
+			if uc.Invites != 2 || uc.Index("401") != 1 {
+				t.Errorf("UAS events %v, invites %d: want INVITE 401 INVITE …", uc.Events, uc.Invites)
+			}
+			if tc.code == 200 && !uc.Authorized {
+				t.Errorf("call not authorized")
+			}
+		})
+	}
+}
+
+// No response at all within answer_timeout fails over (Retryable) without waiting for the
+// ring timeout.
+func TestNoResponseIsRetryable(t *testing.T) {
+	u := newUAS(t, uastest.Options{})
+	u.SetDefault(uastest.Behavior{NoResponse: true})
+	tr, _ := startTrunk(t, "udp", u.UDPAddr(), func(c *sipgw.Config) { c.AnswerTimeout = 300 * time.Millisecond })
+	c := call("+35840silent")
+	c.RingTimeout = 10 * time.Second
+	start := time.Now()
+	r := tr.Call(context.Background(), c, nil)
+	if r.Status != dispatch.StatusFailed || r.Reason != "timeout" || !r.Retryable || r.SIPCode != 0 {
+		t.Fatalf("result %+v, want failed timeout retryable", r)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v, want about answer_timeout", d)
+	}
+}
+
+// A 200 OK that crosses our CANCEL (ring timeout) is ACKed and then BYEd: the far end
+// keeps no ghost call.
+func TestAnswerRacingCancelIsHungUp(t *testing.T) {
+	u := newUAS(t, uastest.Options{})
+	u.SetDefault(uastest.Behavior{AnswerOnCancel: true})
+	tr, _ := startTrunk(t, "udp", u.UDPAddr(), nil)
+	c := call("+35840race")
+	c.RingTimeout = 200 * time.Millisecond
+	answered := false
+	r := tr.Call(context.Background(), c, func() { answered = true })
+	if r.Status != dispatch.StatusNoAnswer || answered {
+		t.Fatalf("result %+v (onAnswer %v), want no_answer without onAnswer", r, answered)
+	}
+	uc := waitCall(t, u, "+35840race", func(c uastest.Call) bool { return c.ByeRecv })
+	if uc.Index("200") < 0 || uc.Index("ACK") < uc.Index("200") || uc.Index("BYE<") < uc.Index("ACK") {
+		t.Errorf("UAS events %v: want 200, ACK, BYE", uc.Events)
+	}
+}
+
+// The far end hanging up ends the call early: completed, with the duration until its BYE,
+// and we send no BYE of our own.
+func TestRemoteHangup(t *testing.T) {
+	u := newUAS(t, uastest.Options{})
+	u.SetDefault(uastest.Behavior{HangupAfter: 300 * time.Millisecond})
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			addr := u.UDPAddr()
+			if transport == "tcp" {
+				addr = u.TCPAddr()
+			}
+			tr, _ := startTrunk(t, transport, addr, nil)
+			to := "+35840hangup" + transport
+			c := call(to)
+			c.Prompt = "long"
+			r := tr.Call(context.Background(), c, nil)
+			if r.Status != dispatch.StatusCompleted || !r.Answered {
+				t.Fatalf("result %+v", r)
+			}
+			if r.Duration < 250*time.Millisecond || r.Duration > 3*time.Second {
+				t.Errorf("Duration %v, want about 300ms", r.Duration)
+			}
+			uc := waitCall(t, u, to, func(c uastest.Call) bool { return c.ByeSent })
+			if uc.ByeRecv {
+				t.Errorf("UAS events %v: we sent BYE after theirs", uc.Events)
+			}
+		})
+	}
+}
+
+// The prompt is sent as RTP in 20 ms packets, paced in real time, then the call is hung up;
+// MaxDuration cuts a long prompt.
+func TestPromptRTP(t *testing.T) {
+	u := newUAS(t, uastest.Options{})
+	tr, _ := startTrunk(t, "udp", u.UDPAddr(), nil)
+	c := call("+35840prompt")
+	c.Prompt = "hello.wav" // 200 ms: 10 packets
+	r := tr.Call(context.Background(), c, nil)
+	if r.Status != dispatch.StatusCompleted || r.Duration < 170*time.Millisecond {
+		t.Fatalf("result %+v", r)
+	}
+	uc := waitCall(t, u, "+35840prompt", func(c uastest.Call) bool { return c.ByeRecv && c.RTPPackets == 10 })
+	if span := uc.RTPLast.Sub(uc.RTPFirst); span < 150*time.Millisecond || span > 400*time.Millisecond {
+		t.Errorf("10 packets over %v, want about 180ms", span)
+	}
+	if got := tr.Stats(); got.Outcomes["completed"] != 1 || got.Attempts != 1 || got.Active != 0 {
+		t.Errorf("Stats %+v", got)
+	}
+
+	c = call("+35840cut")
+	c.Prompt = "long"
+	c.MaxDuration = 300 * time.Millisecond
+	r = tr.Call(context.Background(), c, nil)
+	if r.Status != dispatch.StatusCompleted || r.Duration > 2*time.Second {
+		t.Fatalf("result %+v, want completed after MaxDuration", r)
+	}
+
+	c = call("+35840noprompt")
+	c.Prompt = "missing"
+	if r = tr.Call(context.Background(), c, nil); r.Status != dispatch.StatusFailed || r.Reason != "prompt" {
+		t.Fatalf("result %+v, want failed prompt", r)
+	}
+	if _, ok := u.CallTo("+35840noprompt"); ok {
+		t.Errorf("a call with a missing prompt was placed")
+	}
+}
+
+// Stopping the trunk mid-call hangs up every call cleanly (BYE when answered, CANCEL when
+// ringing), each Call still returns its result, and Run returns.
+func TestShutdownMidCall(t *testing.T) {
+	u := newUAS(t, uastest.Options{})
+	u.Handle("+35840talk", uastest.Behavior{})
+	u.Handle("+35840ring", uastest.Behavior{RingForever: true})
+	tr, stop := startTrunk(t, "udp", u.UDPAddr(), nil)
+	results := make(chan dispatch.CallResult, 2)
+	talk := call("+35840talk")
+	talk.Prompt = "long"
+	talk.MaxDuration = time.Minute
+	ring := call("+35840ring")
+	ring.RingTimeout = time.Minute
+	for _, c := range []*dispatch.Call{talk, ring} {
+		go func() { results <- tr.Call(context.Background(), c, nil) }()
+	}
+	if _, err := u.WaitFor(5*time.Second, func(calls []uastest.Call) bool {
+		n := 0
+		for _, c := range calls {
+			if c.RTPPackets > 0 || c.Has("180") {
+				n++
+			}
+		}
+		return n == 2
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	got := map[dispatch.Status]dispatch.CallResult{}
+	for range 2 {
+		select {
+		case r := <-results:
+			got[r.Status] = r
+		case <-time.After(5 * time.Second):
+			t.Fatal("Call did not return after shutdown")
+		}
+	}
+	if r, ok := got[dispatch.StatusCompleted]; !ok || !r.Answered {
+		t.Errorf("answered call: %+v", got)
+	}
+	if r, ok := got[dispatch.StatusFailed]; !ok || r.Reason != "shutdown" {
+		t.Errorf("ringing call: %+v", got)
+	}
+	if _, err := u.WaitFor(5*time.Second, func(calls []uastest.Call) bool {
+		for _, c := range calls {
+			if (c.User == "+35840talk" && !c.ByeRecv) || (c.User == "+35840ring" && !c.Cancelled) {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := tr.Call(context.Background(), call("+35840late"), nil); r.Status != dispatch.StatusFailed || r.Reason != "shutdown" || !r.Retryable {
+		t.Errorf("call after shutdown: %+v", r)
+	}
+}
+
+// max_calls bounds concurrent calls: a call waits for a slot, and gives up (Retryable, not
+// placed) when its ctx ends first.
+func TestMaxCalls(t *testing.T) {
+	u := newUAS(t, uastest.Options{})
+	u.SetDefault(uastest.Behavior{RingForever: true})
+	tr, _ := startTrunk(t, "udp", u.UDPAddr(), func(c *sipgw.Config) { c.MaxCalls = 1 })
+	first := make(chan dispatch.CallResult, 1)
+	c1 := call("+35840one")
+	c1.RingTimeout = time.Second
+	go func() { first <- tr.Call(context.Background(), c1, nil) }()
+	if _, err := u.WaitFor(5*time.Second, func(calls []uastest.Call) bool { return len(calls) == 1 && calls[0].Has("180") }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	r := tr.Call(ctx, call("+35840two"), nil)
+	if r.Status != dispatch.StatusFailed || !r.Retryable {
+		t.Errorf("second call: %+v, want failed retryable", r)
+	}
+	if _, ok := u.CallTo("+35840two"); ok {
+		t.Errorf("second call placed beyond max_calls")
+	}
+	if r := <-first; r.Status != dispatch.StatusNoAnswer {
+		t.Errorf("first call: %+v", r)
+	}
+}
+
+// cps bounds call attempts per second.
+func TestCPSLimit(t *testing.T) {
+	u := newUAS(t, uastest.Options{})
+	u.SetDefault(uastest.Behavior{Status: 486})
+	const cps, n = 50, 40
+	tr, _ := startTrunk(t, "udp", u.UDPAddr(), func(c *sipgw.Config) { c.CPS = cps })
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { tr.Call(context.Background(), call("+3584000"+string(rune('a'+i%26))+string(rune('a'+i/26))), nil) })
+	}
+	wg.Wait()
+	// n attempts with burst 1 need (n-1)/cps seconds at least.
+	min := time.Duration(float64(n-1) / cps * float64(time.Second))
+	if d := time.Since(start); d < min*95/100 {
+		t.Errorf("%d attempts in %v, faster than %d/s", n, d, cps)
+	}
+	if got := tr.Stats().Attempts; got != n {
+		t.Errorf("attempts %d", got)
+	}
+}

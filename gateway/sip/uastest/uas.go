@@ -334,14 +334,15 @@ func (u *UAS) respond(c *call, tx sip.ServerTransaction, req *sip.Request, code 
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
-	if err := tx.Respond(res); err != nil {
-		u.log.Debug("respond", "code", code, "err", err)
-	}
+	// Recorded before sending: the answer to it must come after it in Events.
 	u.event(c, func(r *Call) {
 		if code >= 200 {
 			r.Final = code
 		}
 	}, fmt.Sprint(code))
+	if err := tx.Respond(res); err != nil {
+		u.log.Debug("respond", "code", code, "err", err)
+	}
 }
 
 func (u *UAS) onInvite(req *sip.Request, tx sip.ServerTransaction) {
