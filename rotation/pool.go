@@ -480,9 +480,11 @@ func (p *Pool) stateOf(n *number) State {
 	return StateActive
 }
 
-// View returns the state of every number at now (number order), without changing it.
+// View returns the state of every number at now (number order). It first lets numbers
+// whose wait is over become usable, as a Pick at now would.
 func (p *Pool) View(now time.Time) []NumberView {
 	t := now.UnixNano()
+	p.release(t)
 	e := t / max(int64(p.health.Window)/windowBuckets, 1)
 	out := make([]NumberView, len(p.nums))
 	for i := range p.nums {
@@ -518,8 +520,9 @@ func (p *Pool) Health(now time.Time) PoolHealth {
 	return h
 }
 
-// CountStates adds the number of numbers in each state (indexed by State) to into.
-func (p *Pool) CountStates(into *[StateDisabled + 1]int) {
+// CountStates adds the number of numbers in each state (indexed by State) at now to into.
+func (p *Pool) CountStates(now time.Time, into *[StateDisabled + 1]int) {
+	p.release(now.UnixNano())
 	for i := range p.nums {
 		into[p.stateOf(&p.nums[i])]++
 	}
