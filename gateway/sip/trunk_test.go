@@ -426,7 +426,9 @@ func TestCPSLimit(t *testing.T) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { tr.Call(context.Background(), call("+3584000"+string(rune('a'+i%26))+string(rune('a'+i/26))), nil) })
+		wg.Go(func() {
+			tr.Call(context.Background(), call("+3584000"+string(rune('a'+i%26))+string(rune('a'+i/26))), nil)
+		})
 	}
 	wg.Wait()
 	// n attempts with burst 1 need (n-1)/cps seconds at least.
