@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/sendcore/sendcore/dispatch"
@@ -153,6 +154,8 @@ func (db *DB) ImportOptOutsCSV(r io.Reader, opt ImportOptions) (ImportResult, er
 	}()
 	defer func() { close(quit); <-parseDone }()
 
+	w := &importWriter{db: db}
+	defer w.abort()
 	for c := range chunks {
 		// Bad rows of a chunk are reported before its good rows are written; their
 		// line numbers say where they were.
@@ -160,68 +163,127 @@ func (db *DB) ImportOptOutsCSV(r io.Reader, opt ImportOptions) (ImportResult, er
 			reject(e.Line, e.Err)
 		}
 		if len(c.rows) > 0 {
-			if err := db.writeImportChunk(c.rows); err != nil {
+			if err := w.write(c.rows); err != nil {
 				return res, err
 			}
 			res.Imported += len(c.rows)
 		}
 		if c.err != nil {
+			if err := w.flush(); err != nil {
+				return res, err
+			}
 			return res, fmt.Errorf("storage: reading CSV: %w", c.err)
 		}
 		if c.stop {
 			break
 		}
 	}
-	return res, nil
+	return res, w.flush()
 }
 
-// writeImportChunk writes rows in one WriteBatch under the opt-out lock, keeping the count
-// exact: a row is new unless the filter (or, on a filter hit, Badger) knows its key.
-func (db *DB) writeImportChunk(rows []importRow) error {
-	db.optMu.Lock()
-	defer db.optMu.Unlock()
-	start := time.Now()
-	var added int64
-	seen := make(map[string]struct{}, 64)
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
+// importWriter writes the chunks of one import. It holds the opt-out lock for up to
+// importFlushChunks chunks, written by one WriteBatch that commits in the background, then
+// flushes and lets other opt-out writers in. The count stays exact: a row is new unless
+// the filter knows its (tenant, address) and either an unflushed row of this import or
+// Badger has its key.
+type importWriter struct {
+	db      *DB
+	wb      *badger.WriteBatch
+	chunks  int
+	added   int64
+	pending map[uint64]struct{} // xxhash of the keys not yet flushed
+	start   time.Time
+}
+
+const importFlushChunks = 16
+
+func (w *importWriter) write(rows []importRow) error {
+	db := w.db
+	if w.wb == nil {
+		db.optMu.Lock()
+		w.wb = db.bdb.NewWriteBatch()
+		w.start = time.Now()
+		if w.pending == nil {
+			w.pending = make(map[uint64]struct{}, importChunk*importFlushChunks)
+		}
+	}
+	var txn *badger.Txn
+	defer func() {
+		if txn != nil {
+			txn.Discard()
+		}
+	}()
 	for i := range rows {
 		row := &rows[i]
-		known := true
-		if db.filter != nil {
-			known = db.filter.mayContain(row.hash)
-		}
-		if known {
-			if _, dup := seen[string(row.key)]; dup {
-				continue
+		kh := xxhash.Sum64(row.key)
+		known := db.filter == nil || db.filter.mayContain(row.hash)
+		if !known {
+			w.added++
+		} else if _, dup := w.pending[kh]; !dup {
+			if txn == nil {
+				txn = db.bdb.NewTransaction(false)
 			}
 			_, err := txn.Get(row.key)
 			if errors.Is(err, badger.ErrKeyNotFound) {
-				added++
+				w.added++
 			} else if err != nil {
+				w.abort()
 				return fmt.Errorf("storage: import: %w", err)
 			}
-		} else {
-			added++
 		}
-		seen[string(row.key)] = struct{}{}
+		w.pending[kh] = struct{}{}
 		if db.filter != nil {
-			db.filter.add(row.hash)
+			db.filter.add(row.hash) // before the commit: no false negative
 		}
-	}
-	wb := db.bdb.NewWriteBatch()
-	defer wb.Cancel()
-	for i := range rows {
-		if err := wb.Set(rows[i].key, rows[i].val); err != nil {
+		if err := w.wb.Set(row.key, row.val); err != nil {
+			w.abort()
 			return fmt.Errorf("storage: import: %w", err)
 		}
 	}
-	if err := wb.Flush(); err != nil {
+	w.chunks++
+	if w.chunks >= importFlushChunks {
+		return w.flush()
+	}
+	return nil
+}
+
+// flush commits what is pending and releases the opt-out lock.
+func (w *importWriter) flush() error {
+	if w.wb == nil {
+		return nil
+	}
+	err := w.wb.Flush()
+	if err == nil {
+		w.db.optCount.Add(w.added)
+		w.db.m.writeSeconds.WithLabelValues("import").Observe(time.Since(w.start).Seconds())
+	}
+	w.finish()
+	if err != nil {
+		// Some rows may be committed; recount so that CountOptOuts stays exact.
+		if rerr := w.db.recountOptOuts(); rerr != nil {
+			w.db.log.Error("storage: recounting opt-outs", "err", rerr)
+		}
 		return fmt.Errorf("storage: import: %w", err)
 	}
-	db.optCount.Add(added)
-	db.m.writeSeconds.WithLabelValues("import").Observe(time.Since(start).Seconds())
 	return nil
+}
+
+func (w *importWriter) abort() {
+	if w.wb != nil {
+		w.wb.Cancel()
+		w.finish()
+		if err := w.db.recountOptOuts(); err != nil {
+			w.db.log.Error("storage: recounting opt-outs", "err", err)
+		}
+	}
+}
+
+func (w *importWriter) finish() {
+	w.wb = nil
+	w.chunks = 0
+	w.added = 0
+	clear(w.pending)
+	w.db.optMu.Unlock()
 }
 
 type csvParser struct {

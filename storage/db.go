@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +93,9 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		WithMemTableSize(opts.MemTableBytes).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false)
+	if err := checkTables(dir); err != nil {
+		return nil, err
+	}
 	bdb, err := openBadger(bo)
 	if err != nil {
 		return nil, classifyOpen(dir, err)
@@ -127,6 +131,53 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 		}
 	}()
 	return badger.Open(bo)
+}
+
+// checkTables checks the footer of every table file: Badger opens tables on goroutines of
+// its own and panics (killing the process) on a footer that points outside the file.
+func checkTables(dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, dir, err)
+	}
+	for _, name := range files {
+		if err := checkTable(name); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, dir, err)
+		}
+	}
+	return nil
+}
+
+func checkTable(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	bad := fmt.Errorf("table %s: footer out of range", filepath.Base(name))
+	var b [4]byte
+	if size < 8 {
+		return bad
+	}
+	if _, err := f.ReadAt(b[:], size-4); err != nil {
+		return err
+	}
+	sumLen := int64(binary.BigEndian.Uint32(b[:]))
+	if sumLen > size-8 {
+		return bad
+	}
+	if _, err := f.ReadAt(b[:], size-8-sumLen); err != nil {
+		return err
+	}
+	if idxLen := int64(binary.BigEndian.Uint32(b[:])); idxLen > size-8-sumLen {
+		return bad
+	}
+	return nil
 }
 
 // probeDir creates dir and writes a small file into it, to report permissions and a full

@@ -116,6 +116,26 @@ func (db *DB) loadOptOuts() error {
 	return err
 }
 
+// recountOptOuts counts the opt-out keys again (after a failed import). Call with optMu held.
+func (db *DB) recountOptOuts() error {
+	var n int64
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.PrefetchValues = false
+		io.Prefix = []byte{pOptOut}
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err == nil {
+		db.optCount.Store(n)
+	}
+	return err
+}
+
 func (db *DB) saveOptOutHint() error {
 	return db.bdb.Update(func(txn *badger.Txn) error {
 		return txn.Set(keyOptOutHint, binary.BigEndian.AppendUint64(nil, uint64(db.optCount.Load())))

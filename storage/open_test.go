@@ -1,0 +1,84 @@
+package storage_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sendcore/sendcore/dispatch"
+	"github.com/sendcore/sendcore/storage"
+)
+
+// TestOpenErrors guarantees that a data dir Badger cannot use is reported at open as a
+// clear, classified error, not a panic.
+func TestOpenErrors(t *testing.T) {
+	t.Run("LockedByAnotherOpen", func(t *testing.T) {
+		dir := t.TempDir()
+		db := openDB(t, dir, storage.Options{})
+		defer db.Close()
+		_, err := storage.Open(dir, storage.Options{}, nil, nil)
+		if !errors.Is(err, storage.ErrLocked) {
+			t.Fatalf("second Open: %v, want ErrLocked", err)
+		}
+	})
+	corrupt := func(t *testing.T, dir string, match string, garbage []byte) {
+		t.Helper()
+		files, _ := filepath.Glob(filepath.Join(dir, match))
+		if len(files) == 0 {
+			t.Fatalf("no %s in %s", match, dir)
+		}
+		for _, f := range files {
+			if err := os.WriteFile(f, garbage, 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name, match string
+		garbage     []byte
+	}{
+		{"ManifestGarbage", "MANIFEST", []byte("this is not a manifest, it is garbage")},
+		{"ManifestTruncated", "MANIFEST", []byte{}},
+		{"TableGarbage", "*.sst", []byte("garbage table")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := openDB(t, dir, storage.Options{})
+			// enough data to flush a table on close
+			for i := range 100 {
+				if err := db.SetOptOut(dispatch.OptOut{Channel: "sms", Address: "+35840100" + string(rune('0'+i/10)) + string(rune('0'+i%10)) + "00", OptedOut: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			corrupt(t, dir, c.match, c.garbage)
+			db, err := storage.Open(dir, storage.Options{}, nil, nil)
+			if err == nil {
+				db.Close()
+				t.Fatal("Open of a corrupted dir succeeded")
+			}
+			t.Logf("Open: %v", err)
+			if !errors.Is(err, storage.ErrCorrupt) {
+				t.Fatalf("Open: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+	t.Run("NotWritable", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(file, nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		_, err := storage.Open(filepath.Join(file, "data"), storage.Options{}, nil, nil)
+		if !errors.Is(err, storage.ErrNotWritable) {
+			t.Fatalf("Open under a file: %v, want ErrNotWritable", err)
+		}
+	})
+	t.Run("EmptyDir", func(t *testing.T) {
+		if _, err := storage.Open("", storage.Options{}, nil, nil); !errors.Is(err, storage.ErrInvalid) {
+			t.Fatalf("Open(\"\"): %v, want ErrInvalid", err)
+		}
+	})
+}
