@@ -427,8 +427,9 @@ func transient(status uint32) bool {
 	return false
 }
 
-// throttle lowers the shared rate: to 90% of the current limit, or of the rate the SMSC
-// accepted in the last second when that is lower; at most once per 200 ms.
+// throttle lowers the shared rate to 95% of the current limit, or of the rate the SMSC
+// accepted in the last second when that is lower (by at most 15% when the limit is already
+// close to it); at most once per 200 ms.
 func (c *Connection) throttle(now time.Time) {
 	c.thrMu.Lock()
 	defer c.thrMu.Unlock()
@@ -436,19 +437,23 @@ func (c *Connection) throttle(now time.Time) {
 		return
 	}
 	cur := float64(c.limiter.Limit())
-	if acc := c.okRate.rate(now); acc > 0 && (math.IsInf(cur, 1) || acc < cur) {
-		cur = acc
+	if acc := c.okRate.rate(now); acc > 0 && acc < cur {
+		if cur > 1.5*acc { // far above what the SMSC takes: jump down to it
+			cur = acc
+		} else { // near it: a dip in the measured rate must not cut deep
+			cur = max(acc, cur*0.85)
+		}
 	}
 	if math.IsInf(cur, 1) {
 		cur = 100
 	}
-	cur = max(1, cur*0.9)
+	cur = max(1, cur*0.95)
 	c.limiter.SetLimitAt(now, rate.Limit(cur))
 	c.limiter.SetBurstAt(now, max(1, int(cur/100)))
 	c.lastCut, c.lastUp = now, now
 }
 
-// recover raises a lowered rate by 3% every 100 ms once 300 ms passed without throttling,
+// recover raises a lowered rate by 4% every 100 ms once 250 ms passed without throttling,
 // up to cfg.TPS (or back to unlimited).
 func (c *Connection) recover(now time.Time) {
 	cur := c.limiter.Limit()
@@ -457,11 +462,11 @@ func (c *Connection) recover(now time.Time) {
 	}
 	c.thrMu.Lock()
 	defer c.thrMu.Unlock()
-	if now.Sub(c.lastCut) < 300*time.Millisecond || now.Sub(c.lastUp) < 100*time.Millisecond {
+	if now.Sub(c.lastCut) < 250*time.Millisecond || now.Sub(c.lastUp) < 100*time.Millisecond {
 		return
 	}
 	c.lastUp = now
-	next := float64(c.limiter.Limit()) * 1.03
+	next := float64(c.limiter.Limit()) * 1.04
 	switch {
 	case c.cfg.TPS > 0 && next >= c.cfg.TPS:
 		next = c.cfg.TPS
@@ -477,9 +482,13 @@ func (c *Connection) recover(now time.Time) {
 type meter struct {
 	n     [10]atomic.Int64
 	epoch [10]atomic.Int64
+	first atomic.Int64 // unix ns of the first event
 }
 
 func (m *meter) add(now time.Time) {
+	if m.first.Load() == 0 {
+		m.first.CompareAndSwap(0, now.UnixNano())
+	}
 	e := now.UnixNano() / int64(100*time.Millisecond)
 	i := e % 10
 	if m.epoch[i].Load() != e {
@@ -499,6 +508,9 @@ func (m *meter) rate(now time.Time) float64 {
 		}
 	}
 	elapsed := 0.9 + float64(now.UnixNano()%int64(100*time.Millisecond))/1e9
+	if f := m.first.Load(); f != 0 {
+		elapsed = min(elapsed, max(0.01, float64(now.UnixNano()-f)/1e9))
+	}
 	return float64(sum) / elapsed
 }
 

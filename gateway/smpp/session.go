@@ -312,7 +312,9 @@ func (s *session) dialAndBind(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%w: reading bind_resp: %w", ErrBind, err)
 		}
-		if h.ID == wire.GenericNack || (h.ID == s.kind|0x80000000 && h.Seq == seq) {
+		// only one bind is outstanding: some SMSCs (go-smpp's smpptest) answer it with
+		// their own sequence number, so the command id alone identifies the answer
+		if h.ID == wire.GenericNack || h.ID == s.kind|0x80000000 {
 			if h.Status != 0 || h.ID == wire.GenericNack {
 				return fmt.Errorf("%w: %s status 0x%08X", ErrBind, cfg.Addr, h.Status)
 			}

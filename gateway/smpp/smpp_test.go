@@ -28,6 +28,7 @@ func testConfig(addr string) Config {
 }
 
 type runner struct {
+	once   sync.Once
 	c      *Connection
 	cancel context.CancelFunc
 	done   chan error
@@ -57,12 +58,14 @@ func sessionsWanted(cfg Config) int {
 
 func (r *runner) stop(t *testing.T) {
 	t.Helper()
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return")
+		}
+	})
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
