@@ -1,0 +1,339 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+)
+
+// Latency histogram bounds, in microseconds: 1 µs to 10 minutes, 3 significant digits.
+const (
+	histMin    = 1
+	histMax    = int64(10 * time.Minute / time.Microsecond)
+	histDigits = 3
+)
+
+// Tally follows the events of one run's requests (ids starting with its prefix) and
+// counts, per id and once: its outcome, its segments (the billing count), and the
+// latency produce → submit_sm_resp (the first `submitted` event's ts − meta[MetaT0]).
+// A request is done at its terminal event, or at `submitted` when receipts are not
+// awaited. Methods are safe for concurrent use.
+type Tally struct {
+	prefix   string
+	receipts bool
+
+	mu        sync.Mutex
+	ids       map[string]*idState
+	done      int
+	outcomes  map[string]int
+	segments  int64
+	events    int64
+	receiptsN int64          // delivered + undelivered events
+	extra     int64          // terminal events beyond the first of an id
+	terminal  map[string]int // every terminal event by status
+	hist      *hdrhistogram.Histogram
+	lastDone  time.Time
+	calls     map[string]map[string]int // voice: caller number → outcome → count
+	wake      chan struct{}             // closed and replaced on every done
+}
+
+type idState struct {
+	outcome   string // what made it done ("" while not done)
+	terminals []string
+	segments  int
+	submitted bool
+}
+
+// NewTally returns a Tally for the ids that start with prefix. With receipts false a
+// request is done at `submitted` (and counted under outcome "submitted" until a terminal
+// event replaces it).
+func NewTally(prefix string, receipts bool) *Tally {
+	return &Tally{
+		prefix: prefix, receipts: receipts, ids: map[string]*idState{}, outcomes: map[string]int{},
+		terminal: map[string]int{}, hist: hdrhistogram.New(histMin, histMax, histDigits), calls: map[string]map[string]int{},
+		wake: make(chan struct{}),
+	}
+}
+
+// Observe records one event. Events of other ids, and statuses that are neither
+// submitted nor terminal, are ignored.
+func (t *Tally) Observe(ev Event) {
+	if !strings.HasPrefix(ev.ID, t.prefix) {
+		return
+	}
+	terminal := Terminal(ev.Status)
+	if !terminal && ev.Status != "submitted" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events++
+	s := t.ids[ev.ID]
+	if s == nil {
+		s = &idState{}
+		t.ids[ev.ID] = s
+	}
+	if ev.Segments > 0 && s.segments == 0 {
+		s.segments = ev.Segments
+		t.segments += int64(ev.Segments)
+	}
+	if ev.Status == "submitted" {
+		if s.submitted {
+			return
+		}
+		s.submitted = true
+		if t0, err := strconv.ParseInt(ev.Meta[MetaT0], 10, 64); err == nil {
+			us := max(ev.TS.UnixNano()-t0, 0) / int64(time.Microsecond)
+			_ = t.hist.RecordValue(min(max(us, histMin), histMax))
+		}
+		if !t.receipts && s.outcome == "" {
+			t.finish(s, "submitted")
+		}
+		return
+	}
+	s.terminals = append(s.terminals, ev.Status)
+	t.terminal[ev.Status]++
+	if ev.Status == "delivered" || ev.Status == "undelivered" {
+		t.receiptsN++
+	}
+	if ev.Channel == "voice" {
+		byOutcome := t.calls[ev.From]
+		if byOutcome == nil {
+			byOutcome = map[string]int{}
+			t.calls[ev.From] = byOutcome
+		}
+		byOutcome[ev.Status]++
+	}
+	switch s.outcome {
+	case "":
+		t.finish(s, ev.Status)
+	case "submitted": // receipts not awaited, yet one came: it is the outcome
+		t.outcomes["submitted"]--
+		t.outcomes[ev.Status]++
+		s.outcome = ev.Status
+	default:
+		t.extra++
+		t.signal()
+	}
+}
+
+// signal wakes every waiter; t.mu is held.
+func (t *Tally) signal() {
+	close(t.wake)
+	t.wake = make(chan struct{})
+}
+
+func (t *Tally) finish(s *idState, outcome string) {
+	s.outcome = outcome
+	t.outcomes[outcome]++
+	t.done++
+	t.lastDone = time.Now()
+	t.signal()
+}
+
+// TallySnapshot is a copy of a Tally's counters.
+type TallySnapshot struct {
+	Done     int            // requests done
+	Outcomes map[string]int // done requests by outcome
+	// TerminalEvents counts every terminal event by status (an id sent twice has two).
+	TerminalEvents map[string]int
+	Segments       int64 // segments of every request seen submitted
+	Events         int64 // submitted and terminal events observed
+	Receipts       int64 // delivered and undelivered events
+	// ExtraTerminals counts terminal events beyond an id's first (a duplicate request
+	// reuses its id, so the demo expects some; in a bench run it should be 0).
+	ExtraTerminals int64
+	Latency        Latency
+	// LastDone is when the last request became done (zero if none).
+	LastDone time.Time
+	// Calls counts voice outcomes per caller number (event `from`).
+	Calls map[string]map[string]int
+}
+
+// Snapshot returns a copy of the counters.
+func (t *Tally) Snapshot() TallySnapshot {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := TallySnapshot{Done: t.done, Outcomes: make(map[string]int, len(t.outcomes)), Segments: t.segments,
+		Events: t.events, Receipts: t.receiptsN, ExtraTerminals: t.extra, Latency: latencyOf(t.hist),
+		LastDone: t.lastDone, Calls: make(map[string]map[string]int, len(t.calls)),
+		TerminalEvents: maps.Clone(t.terminal)}
+	for k, v := range t.outcomes {
+		if v != 0 {
+			s.Outcomes[k] = v
+		}
+	}
+	for from, m := range t.calls {
+		c := make(map[string]int, len(m))
+		for k, v := range m {
+			c[k] = v
+		}
+		s.Calls[from] = c
+	}
+	return s
+}
+
+// Terminals returns the terminal statuses seen for id, in arrival order.
+func (t *Tally) Terminals(id string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.ids[id]; s != nil {
+		return append([]string(nil), s.terminals...)
+	}
+	return nil
+}
+
+// Outcome returns what made id done ("" while it is not).
+func (t *Tally) Outcome(id string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.ids[id]; s != nil {
+		return s.outcome
+	}
+	return ""
+}
+
+// WaitDone blocks until at least n requests are done, or ctx is done (its error is
+// returned).
+func (t *Tally) WaitDone(ctx context.Context, n int) error {
+	return t.wait(ctx, func() bool { return t.done >= n })
+}
+
+// WaitTerminals blocks until at least n terminal events (an id's first terminal event
+// and any beyond it) have been observed, or ctx is done (its error is returned).
+func (t *Tally) WaitTerminals(ctx context.Context, n int) error {
+	return t.wait(ctx, func() bool { return t.done+int(t.extra) >= n })
+}
+
+// wait blocks until cond (called with t.mu held) holds or ctx is done.
+func (t *Tally) wait(ctx context.Context, cond func() bool) error {
+	for {
+		t.mu.Lock()
+		ok, wake := cond(), t.wake
+		t.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// Latency are percentiles of produce → submit_sm_resp in milliseconds.
+type Latency struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+	Mean  float64 `json:"mean"`
+}
+
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return Latency{Count: h.TotalCount(), P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)),
+		P99: ms(h.ValueAtQuantile(99)), Max: ms(h.Max()), Mean: h.Mean() / 1000}
+}
+
+// Consume reads topic (the events topic) on brokers from its first offset, one reader per
+// partition, and feeds every event to t until ctx is done; it then returns nil once
+// every reader has stopped. An event that cannot be decoded is logged and skipped.
+func Consume(ctx context.Context, brokers []string, topic string, t *Tally, log *slog.Logger) error {
+	parts, err := partitions(ctx, brokers, topic)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		g.Go(func() error {
+			r := kafka.NewReader(kafka.ReaderConfig{
+				Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20,
+				MaxWait: 50 * time.Millisecond, QueueCapacity: 10000, StartOffset: kafka.FirstOffset,
+			})
+			defer r.Close()
+			for {
+				m, err := r.ReadMessage(gctx)
+				if err != nil {
+					if gctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("bench: read %s/%d: %w", topic, p, err)
+				}
+				if uninteresting(m.Value) {
+					continue
+				}
+				ev, err := DecodeEvent(m.Value)
+				if err != nil {
+					log.Warn("bench: undecodable event", "partition", p, "offset", m.Offset, "err", err)
+					continue
+				}
+				t.Observe(ev)
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// partitions returns the partition ids of topic, retrying briefly while the topic is
+// being created.
+func partitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
+	var last error
+	for attempt := 0; attempt < 50; attempt++ {
+		ids, err := readPartitions(ctx, brokers, topic)
+		if err == nil && len(ids) > 0 {
+			return ids, nil
+		}
+		last = err
+		if last == nil {
+			last = errors.New("no partitions")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("bench: partitions of %s: %w", topic, last)
+}
+
+func readPartitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
+	var d kafka.Dialer
+	var conn *kafka.Conn
+	var err error
+	for _, b := range brokers {
+		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ps, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, 0, len(ps))
+	for _, p := range ps {
+		if p.Topic == topic {
+			ids = append(ids, p.ID)
+		}
+	}
+	return ids, nil
+}
