@@ -114,7 +114,7 @@ func (e *Error) Is(target error) bool {
 //
 // It does not allocate unless Options.Smart changes the text or the text is invalid UTF-8.
 func CountText(text string, opt Options) (Count, error) {
-	p, err := makePlan(text, opt, nil)
+	p, err := makePlan(text, opt)
 	return Count{Encoding: p.enc, Segments: p.segments, Units: p.units}, err
 }
 
@@ -134,12 +134,7 @@ func CountText(text string, opt Options) (Count, error) {
 // With a Message reused across calls, Split does not allocate once its buffers have
 // grown; a fresh Message costs two allocations (parts and bytes).
 func Split(m *Message, text string, opt Options, ref uint16) error {
-	var endsBuf [MaxSegments]int32
-	ends := endsBuf[:]
-	if opt.Concat == ConcatPayload {
-		ends = nil
-	}
-	p, err := makePlan(text, opt, ends)
+	p, err := makePlan(text, opt)
 	m.Encoding, m.Units, m.Text, m.Segments = p.enc, p.units, p.text, p.segments
 	m.Parts = m.Parts[:0]
 	if err != nil {
@@ -159,32 +154,29 @@ func Split(m *Message, text string, opt Options, ref uint16) error {
 	if cap(m.Parts) < p.segments {
 		m.Parts = make([]Part, 0, p.segments)
 	}
+	m.Parts = m.Parts[:p.segments]
+	for i := range m.Parts {
+		m.Parts[i] = Part{DataCoding: dc, UDHI: p.udhLen > 0, Seq: i + 1, Total: p.segments, Ref: ref, SAR: opt.Concat == ConcatSAR}
+	}
 	buf := m.grow(p.octets() + p.segments*p.udhLen)
-	total := byte(p.segments)
-	start := 0
-	for i := 0; i < p.segments; i++ {
-		off := len(buf)
-		switch opt.Concat {
-		case ConcatUDH8:
-			buf = append(buf, 0x05, 0x00, 0x03, byte(ref), total, byte(i+1))
-		case ConcatUDH16:
-			buf = append(buf, 0x06, 0x08, 0x04, byte(ref>>8), byte(ref), total, byte(i+1))
-		}
-		end := int(ends[i])
-		buf = encode(buf, p.text[start:end], p.enc)
-		start = end
-		m.Parts = append(m.Parts, Part{
-			ShortMessage: buf[off:len(buf):len(buf)],
-			DataCoding:   dc,
-			UDHI:         p.udhLen > 0,
-			Seq:          i + 1,
-			Total:        p.segments,
-			Ref:          ref,
-			SAR:          opt.Concat == ConcatSAR,
-		})
+	if p.enc == GSM7 {
+		buf = splitGSM(buf, m.Parts, p.text, p.capMulti, opt.Concat, ref)
+	} else {
+		buf = splitUCS2(buf, m.Parts, p.text, p.capMulti, opt.Concat, ref)
 	}
 	m.buf = buf
 	return nil
+}
+
+// appendUDH appends the concatenation UDH of part seq of total (none for SAR).
+func appendUDH(buf []byte, c Concat, ref uint16, total, seq int) []byte {
+	switch c {
+	case ConcatUDH8:
+		return append(buf, 0x05, 0x00, 0x03, byte(ref), byte(total), byte(seq))
+	case ConcatUDH16:
+		return append(buf, 0x06, 0x08, 0x04, byte(ref>>8), byte(ref), byte(total), byte(seq))
+	}
+	return buf
 }
 
 // grow returns m's byte buffer emptied, with room for n bytes.
@@ -193,4 +185,21 @@ func (m *Message) grow(n int) []byte {
 		m.buf = make([]byte, 0, n)
 	}
 	return m.buf[:0]
+}
+
+// splitUCS2 encodes a UCS-2 text into parts cut where pack counts, and sets each part's
+// ShortMessage (UDH, then UTF-16BE). buf has room for everything.
+func splitUCS2(buf []byte, parts []Part, text string, capacity int, c Concat, ref uint16) []byte {
+	var ends [MaxSegments]int32
+	pack(text, capacity, ends[:len(parts)])
+	start := 0
+	for i := range parts {
+		off := len(buf)
+		buf = appendUDH(buf, c, ref, len(parts), i+1)
+		end := int(ends[i])
+		buf = encode(buf, text[start:end], UCS2)
+		start = end
+		parts[i].ShortMessage = buf[off:len(buf):len(buf)]
+	}
+	return buf
 }

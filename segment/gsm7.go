@@ -101,6 +101,22 @@ func gsmCode(r rune) uint16 {
 	return 0
 }
 
+// decodeGSM returns the table entry (0: not GSM-7) and UTF-8 length of the non-ASCII
+// character at text[i]; two-byte sequences and '€' are decoded inline.
+func decodeGSM(text string, i int) (uint16, int) {
+	c := text[i]
+	if c >= 0xC2 && c < 0xE0 && i+1 < len(text) {
+		if d := text[i+1]; d&0xC0 == 0x80 {
+			return gsmCode(rune(c&0x1F)<<6 | rune(d&0x3F)), 2
+		}
+	}
+	if c == 0xE2 && i+2 < len(text) && text[i+1] == 0x82 && text[i+2] == 0xAC {
+		return gsmOK | gsmIsExt | 0x65, 3 // €
+	}
+	r, size := utf8.DecodeRuneInString(text[i:])
+	return gsmCode(r), size
+}
+
 // IsGSM7 reports whether r is in the GSM 03.38 default alphabet or its extension table.
 func IsGSM7(r rune) bool { return gsmCode(r) != 0 }
 
@@ -132,6 +148,11 @@ func encode(dst []byte, text string, enc Encoding) []byte {
 		return dst
 	}
 	for i := 0; i < len(text); {
+		if i+8 <= len(text) && same8(load8(text, i)) {
+			dst = append(dst, text[i:i+8]...)
+			i += 8
+			continue
+		}
 		c := text[i]
 		var g uint16
 		if c < utf8.RuneSelf {
@@ -149,4 +170,59 @@ func encode(dst []byte, text string, enc Encoding) []byte {
 		dst = append(dst, byte(g&0x7F))
 	}
 	return dst
+}
+
+// splitGSM encodes a GSM-7 text into parts of at most capacity septets, cutting exactly
+// where scanGSM counts (before a character that does not fit), and sets each part's
+// ShortMessage (UDH, then septets). buf has room for everything.
+func splitGSM(buf []byte, parts []Part, text string, capacity int, c Concat, ref uint16) []byte {
+	seq, used := 0, 0
+	off := len(buf)
+	buf = appendUDH(buf, c, ref, len(parts), 1)
+	for i := 0; i < len(text); {
+		stop := len(text)
+		if i+8 <= len(text) {
+			if used+8 <= capacity && same8(load8(text, i)) {
+				buf = append(buf, text[i:i+8]...)
+				used += 8
+				i += 8
+				continue
+			}
+			stop = i + 8 // go character by character through this word
+		}
+		for i < stop {
+			var g uint16
+			if c0 := text[i]; c0 < utf8.RuneSelf {
+				g = tab.code[c0]
+				i++
+			} else {
+				var size int
+				g, size = decodeGSM(text, i)
+				i += size
+			}
+			if g&gsmIsExt == 0 {
+				if used == capacity {
+					parts[seq].ShortMessage = buf[off:len(buf):len(buf)]
+					seq++
+					off = len(buf)
+					buf = appendUDH(buf, c, ref, len(parts), seq+1)
+					used = 0
+				}
+				used++
+				buf = append(buf, byte(g&0x7F))
+				continue
+			}
+			if used+2 > capacity {
+				parts[seq].ShortMessage = buf[off:len(buf):len(buf)]
+				seq++
+				off = len(buf)
+				buf = appendUDH(buf, c, ref, len(parts), seq+1)
+				used = 0
+			}
+			used += 2
+			buf = append(buf, esc, byte(g&0x7F))
+		}
+	}
+	parts[seq].ShortMessage = buf[off:len(buf):len(buf)]
+	return buf
 }

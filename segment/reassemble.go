@@ -36,7 +36,7 @@ func decodePart(b *strings.Builder, p *Part) error {
 	}
 	switch p.DataCoding {
 	case dcGSM7:
-		return decodeGSM(b, data)
+		return decodeSeptets(b, data)
 	case dcUCS2:
 		if len(data)%2 != 0 {
 			return errors.New("odd UCS-2 length")
@@ -65,7 +65,7 @@ func decodePart(b *strings.Builder, p *Part) error {
 	return fmt.Errorf("unknown data_coding 0x%02X", p.DataCoding)
 }
 
-func decodeGSM(b *strings.Builder, data []byte) error {
+func decodeSeptets(b *strings.Builder, data []byte) error {
 	for j := 0; j < len(data); j++ {
 		c := data[j]
 		if c >= 0x80 {

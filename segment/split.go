@@ -35,69 +35,68 @@ type plan struct {
 	units    int
 	segments int
 	single   bool // fits in one segment: no UDH, no SAR
-	simple   bool // every character is one unit and its own cluster
 	capMulti int  // capacity of one part of a concatenated message, in units
 	udhLen   int  // octets of concatenation UDH per part (0 for SAR, payload, single)
 }
 
-// makePlan chooses the encoding and counts units and segments. With ends non-nil it also
-// records the byte offset in p.text where each segment ends (up to len(ends)).
-func makePlan(text string, opt Options, ends []int32) (plan, error) {
+// makePlan chooses the encoding and counts units and segments, exactly where Split cuts
+// (splitGSM, splitUCS2).
+func makePlan(text string, opt Options) (plan, error) {
 	if opt.Smart {
 		text = Smart(text)
 	}
 	p := plan{text: text}
-	gsmOK := false
 	if opt.Encoding != UCS2 {
-		units, simple, bad := scanGSM(text)
+		single, multi, udh := capacities(GSM7, opt.Concat)
+		units, segs, bad := scanGSM(text, multi)
 		if bad < 0 {
-			gsmOK = true
-			p.enc, p.units, p.simple = GSM7, units, simple
-		} else if opt.Encoding == GSM7 {
+			p.enc, p.units, p.capMulti, p.udhLen, p.segments = GSM7, units, multi, udh, segs
+			if units <= single {
+				p.single, p.segments, p.udhLen = true, 1, 0
+			}
+			return p, p.check(opt)
+		}
+		if opt.Encoding == GSM7 {
 			if !utf8.ValidString(text) {
 				text = strings.ToValidUTF8(text, "\uFFFD")
-				p.text = text
-				_, _, bad = scanGSM(text)
+				_, _, bad = scanGSM(text, multi)
 			}
 			r, _ := utf8.DecodeRuneInString(text[bad:])
 			return plan{text: text, enc: GSM7}, &Error{Code: "encoding_mismatch",
 				Detail: "encoding gsm7: character " + quoteRune(r) + " at byte " + strconv.Itoa(bad) + " is not in the GSM 03.38 alphabet"}
 		}
 	}
-	if !gsmOK {
-		units, simple, valid := scanUCS2(text)
-		if !valid {
-			text = strings.ToValidUTF8(text, "\uFFFD")
-			p.text = text
-			units, simple, _ = scanUCS2(text)
-		}
-		p.enc, p.units, p.simple = UCS2, units, simple
+	units, simple, valid := scanUCS2(text)
+	if !valid {
+		text = strings.ToValidUTF8(text, "\uFFFD")
+		p.text = text
+		units, simple, _ = scanUCS2(text)
 	}
-
-	single, multi, udh := capacities(p.enc, opt.Concat)
-	p.capMulti, p.udhLen = multi, udh
-	if p.units <= single {
+	single, multi, udh := capacities(UCS2, opt.Concat)
+	p.enc, p.units, p.capMulti, p.udhLen = UCS2, units, multi, udh
+	switch {
+	case units <= single:
 		p.single, p.segments, p.udhLen = true, 1, 0
-		if ends != nil {
-			ends[0] = int32(len(text))
-		}
-		return p, nil
+	case simple:
+		p.segments = (units + multi - 1) / multi
+	default:
+		p.segments = pack(text, multi, nil)
 	}
-	if p.simple && ends == nil {
-		p.segments = (p.units + multi - 1) / multi
-	} else {
-		p.segments = pack(text, p.enc == GSM7, multi, ends)
-	}
+	return p, p.check(opt)
+}
+
+// check returns the too_long error, if any.
+func (p *plan) check(opt Options) error {
 	if opt.Concat == ConcatPayload {
 		if n := p.octets(); n > maxPayload {
-			return p, &Error{Code: "too_long", Detail: "message_payload of " + strconv.Itoa(n) + " octets exceeds 65535"}
+			return &Error{Code: "too_long", Detail: "message_payload of " + strconv.Itoa(n) + " octets exceeds 65535"}
 		}
-		return p, nil
+		return nil
 	}
 	if p.segments > maxSegments {
-		return p, &Error{Code: "too_long", Detail: strconv.Itoa(p.segments) + " segments exceed the maximum of 255"}
+		return &Error{Code: "too_long", Detail: strconv.Itoa(p.segments) + " segments exceed the maximum of 255"}
 	}
-	return p, nil
+	return nil
 }
 
 // octets is the encoded size of the whole text without any UDH.
@@ -131,38 +130,64 @@ func capacities(enc Encoding, c Concat) (single, multi, udh int) {
 	return gsmSingle, gsmUDH8, 0
 }
 
-// scanGSM returns the septets of text and whether every character is one septet (no
-// extension characters), or bad >= 0: the byte offset of the first character that is not
-// GSM-7 (including invalid UTF-8).
-func scanGSM(text string) (units int, simple bool, bad int) {
+// scanGSM returns the septets of text and the segments it makes at capacity septets per
+// segment (an extension character and its escape never separated), or bad >= 0: the
+// byte offset of the first character that is not GSM-7 (including invalid UTF-8).
+// GSM-7 characters never join into larger grapheme clusters, so each is atomic.
+// splitGSM cuts at the same places.
+func scanGSM(text string, capacity int) (units, segs int, bad int) {
 	cost := &tab.cost
-	ext := 0
+	segs = 1
+	used := 0
 	for i := 0; i < len(text); {
-		c := text[i]
-		k := cost[c]
-		if k != 0 {
-			units += int(k)
-			ext += int(k) - 1
-			i++
-			continue
+		stop := len(text)
+		if i+8 <= len(text) {
+			if ext, ok := gsm8(load8(text, i)); ok {
+				if ext == 0 {
+					// Eight one-septet characters: any cut between them is allowed.
+					units += 8
+					used += 8
+					if used > capacity {
+						segs++
+						used -= capacity
+					}
+					i += 8
+					continue
+				}
+				if n := 8 + ext; used+n <= capacity {
+					units += n
+					used += n
+					i += 8
+					continue
+				}
+			}
+			stop = i + 8 // go character by character through this word
 		}
-		if c < utf8.RuneSelf {
-			return 0, false, i
+		for i < stop {
+			c := text[i]
+			k := int(cost[c])
+			if k != 0 {
+				i++
+			} else {
+				if c < utf8.RuneSelf {
+					return 0, 0, i
+				}
+				g, size := decodeGSM(text, i)
+				if g == 0 {
+					return 0, 0, i
+				}
+				k = 1 + int(g>>14&1)
+				i += size
+			}
+			units += k
+			if used+k > capacity {
+				segs++
+				used = 0
+			}
+			used += k
 		}
-		r, size := utf8.DecodeRuneInString(text[i:])
-		g := gsmCode(r)
-		if g == 0 {
-			return 0, false, i
-		}
-		if g&gsmIsExt != 0 {
-			units += 2
-			ext++
-		} else {
-			units++
-		}
-		i += size
 	}
-	return units, ext == 0, -1
+	return units, segs, -1
 }
 
 // scanUCS2 returns the UTF-16 code units of text, whether every character is one code
@@ -219,72 +244,47 @@ func isolated(r rune) bool {
 	return false
 }
 
-// pack splits text into segments of at most capacity units and returns how many. With
-// gsm, units are septets and every character is atomic (an extension character and its
-// escape stay together; GSM-7 characters never join into larger grapheme clusters). In
-// UCS-2, units are UTF-16 code units; a grapheme cluster moves whole to the next segment
-// when it does not fit in the current one but fits in an empty one; a cluster longer than
-// a segment is cut between code points, never inside a surrogate pair. CR LF counts as
-// two clusters, as the widely used public calculators count it, so it may be split.
+// pack splits a UCS-2 text into segments of at most capacity UTF-16 code units and
+// returns how many. A grapheme cluster moves whole to the next segment when it does not
+// fit in the current one but fits in an empty one; a cluster longer than a segment is cut
+// between code points, never inside a surrogate pair. CR LF counts as two clusters, as
+// the widely used public calculators count it, so it may be split.
 //
 // ends, if non-nil, receives the byte offset in text where each segment ends.
-func pack(text string, gsm bool, capacity int, ends []int32) int {
+func pack(text string, capacity int, ends []int32) int {
 	segs, used := 1, 0
-	if gsm {
-		cost := &tab.cost
-		for i := 0; i < len(text); {
-			c := text[i]
-			k := int(cost[c])
-			size := 1
-			if k == 0 {
-				var r rune
-				r, size = utf8.DecodeRuneInString(text[i:])
-				k = GSM7Septets(r)
-			}
-			if used+k > capacity {
+	for i := 0; i < len(text); {
+		end, units := nextCluster(text, i)
+		if used+units > capacity {
+			if units <= capacity {
 				if segs <= len(ends) {
 					ends[segs-1] = int32(i)
 				}
 				segs++
 				used = 0
-			}
-			used += k
-			i += size
-		}
-	} else {
-		for i := 0; i < len(text); {
-			end, units := nextCluster(text, i)
-			if used+units > capacity {
-				if units <= capacity {
-					if segs <= len(ends) {
-						ends[segs-1] = int32(i)
+			} else {
+				// Longer than a segment: cut between code points.
+				for i < end {
+					r, size := utf8.DecodeRuneInString(text[i:])
+					k := 1
+					if r >= 0x10000 {
+						k = 2
 					}
-					segs++
-					used = 0
-				} else {
-					// Longer than a segment: cut between code points.
-					for i < end {
-						r, size := utf8.DecodeRuneInString(text[i:])
-						k := 1
-						if r >= 0x10000 {
-							k = 2
+					if used+k > capacity {
+						if segs <= len(ends) {
+							ends[segs-1] = int32(i)
 						}
-						if used+k > capacity {
-							if segs <= len(ends) {
-								ends[segs-1] = int32(i)
-							}
-							segs++
-							used = 0
-						}
-						used += k
-						i += size
+						segs++
+						used = 0
 					}
-					continue
+					used += k
+					i += size
 				}
+				continue
 			}
-			used += units
-			i = end
 		}
+		used += units
+		i = end
 	}
 	if segs <= len(ends) {
 		ends[segs-1] = int32(len(text))
