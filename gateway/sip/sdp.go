@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// sdpOffer is our offer: one audio stream, PCMU then PCMA, send-only media from our side
-// is not asserted (many trunks reject sendonly), so it is sendrecv.
+// sdpOffer is our offer: one audio stream on ip:port, PCMU then PCMA, 20 ms packets. It
+// says sendrecv although we only send (some trunks reject sendonly).
 func sdpOffer(ip net.IP, port int, sessID uint64) []byte {
 	fam := "IP4"
 	if ip.To4() == nil {

@@ -66,6 +66,7 @@ func startTrunk(t testing.TB, transport, addr string, mod func(*sipgw.Config)) (
 	cfg.AnswerTimeout = 2 * time.Second
 	cfg.PromptDir = t.TempDir()
 	writeWAV(t, cfg.PromptDir, "hello.wav", 200*time.Millisecond)
+	writeWAV(t, cfg.PromptDir, "three.wav", 3*time.Second)
 	writeWAV(t, cfg.PromptDir, "long.wav", 10*time.Second)
 	if mod != nil {
 		mod(&cfg)
