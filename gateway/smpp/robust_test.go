@@ -166,20 +166,25 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// TestDeadPeer: a peer that stops answering (no enquire_link_resp) is dropped and the
-// session reconnects.
+// TestDeadPeer: a session whose peer answers enquire_link stays bound; one whose peer
+// stops answering is dropped after enquire_link + resp_timeout and bound again.
 func TestDeadPeer(t *testing.T) {
-	srv := smsctest.NewServer(smsctest.Options{})
-	defer srv.Close()
-	cfg := testConfig(srv.Addr())
-	cfg.SystemID, cfg.Password = "", ""
-	cfg.EnquireLink, cfg.RespTimeout = 50*time.Millisecond, 50*time.Millisecond
-	start(t, cfg, Handlers{})
-	waitFor(t, 5*time.Second, "enquire_link", func() bool { return srv.Count(wire.EnquireLink) >= 1 })
-	// smsctest answers enquire_link, so the session must stay up across several intervals
-	time.Sleep(300 * time.Millisecond) // a span of idle time is the thing under test
-	if srv.Count(wire.BindTransceiver) != 1 {
-		t.Fatalf("answered session dropped: %d binds", srv.Count(wire.BindTransceiver))
+	for _, tc := range []struct {
+		name   string
+		ignore bool
+	}{{"answering", false}, {"silent", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := smsctest.NewServer(smsctest.Options{IgnoreEnquireLink: tc.ignore})
+			defer srv.Close()
+			cfg := testConfig(srv.Addr())
+			cfg.SystemID, cfg.Password = "", ""
+			cfg.EnquireLink, cfg.RespTimeout = 40*time.Millisecond, 40*time.Millisecond
+			start(t, cfg, Handlers{})
+			waitFor(t, 5*time.Second, "enquire_links", func() bool { return srv.Count(wire.EnquireLink) >= 4 })
+			if binds := srv.Count(wire.BindTransceiver); (binds > 1) != tc.ignore {
+				t.Fatalf("%d binds after %d enquire_link", binds, srv.Count(wire.EnquireLink))
+			}
+		})
 	}
 }
 

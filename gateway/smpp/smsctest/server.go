@@ -66,6 +66,8 @@ type Options struct {
 	DisconnectAfter int
 	// DropEvery never answers every Nth submit (silent drop).
 	DropEvery int
+	// IgnoreEnquireLink leaves enquire_link unanswered (a dead peer).
+	IgnoreEnquireLink bool
 	// DisableRecording keeps no PDU or submit records (benchmarks); counters still work.
 	DisableRecording bool
 }
@@ -524,7 +526,9 @@ func (c *conn) serve() {
 				out = out[:0]
 			}
 		case wire.EnquireLink:
-			out = wire.AppendSimple(out, wire.EnquireLinkResp, 0, h.Seq)
+			if !s.opts.IgnoreEnquireLink {
+				out = wire.AppendSimple(out, wire.EnquireLinkResp, 0, h.Seq)
+			}
 		case wire.Unbind:
 			_ = c.write(wire.AppendSimple(out, wire.UnbindResp, 0, h.Seq))
 			return
