@@ -16,13 +16,47 @@ import (
 // the two is the event batch latency). An error means the receipt was not recorded and
 // the SMSC should redeliver it.
 func (p *Pipeline) HandleReceipt(r Receipt) error {
+	sh := p.orphans.shard(r.Connection, r.SMSCID)
+	sh.mu.Lock()
 	res, err := p.o.Receipts.Apply(r)
+	if err == nil && !res.Matched {
+		sh.put(r, p.now())
+	}
+	sh.mu.Unlock()
 	if err != nil {
 		p.m.storeErrors.WithLabelValues("receipts_apply").Inc()
 		return fmt.Errorf("dispatch: apply receipt %s/%s: %w", r.Connection, r.SMSCID, err)
 	}
+	p.receiptDone(res)
+	return nil
+}
+
+// adoptOrphans applies the receipts of conn's ids that arrived before Track.
+func (p *Pipeline) adoptOrphans(conn string, ids []string) {
+	for _, id := range ids {
+		sh := p.orphans.shard(conn, id)
+		sh.mu.Lock()
+		r, ok := sh.m[orphanKey(conn, id)]
+		if !ok {
+			sh.mu.Unlock()
+			continue
+		}
+		delete(sh.m, orphanKey(conn, id))
+		res, err := p.o.Receipts.Apply(r)
+		sh.mu.Unlock()
+		if err != nil {
+			p.m.storeErrors.WithLabelValues("receipts_apply").Inc()
+			p.log.Error("early receipt not applied", "connection", conn, "smsc_id", id, "err", err)
+			continue
+		}
+		p.receiptDone(res)
+	}
+}
+
+// receiptDone emits delivered/undelivered when res completed its request.
+func (p *Pipeline) receiptDone(res ReceiptResult) {
 	if !res.Done {
-		return nil
+		return
 	}
 	ev := res.Template
 	ev.Status = StatusDelivered
@@ -46,7 +80,6 @@ func (p *Pipeline) HandleReceipt(r Receipt) error {
 	}
 	p.m.requests.WithLabelValues(string(ev.Status)).Inc()
 	p.emitInfo(ev)
-	return nil
 }
 
 func lower(s string) string {

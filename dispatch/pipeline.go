@@ -63,6 +63,8 @@ type Pipeline struct {
 	quiet *quietHours
 	em    *emitter
 
+	orphans *orphans
+
 	smsRouter   router
 	voiceRouter router
 	refs        [][]atomic.Uint32 // per SMS connection: concatenation reference buckets
@@ -124,7 +126,7 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		cfg: cfg, o: opts, log: opts.Log, m: newMetrics(opts.Registry), now: opts.Now,
-		quiet: q, count: segment.CountText, split: segment.Split, seed: maphash.MakeSeed(),
+		quiet: q, orphans: newOrphans(), count: segment.CountText, split: segment.Split, seed: maphash.MakeSeed(),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -251,18 +253,19 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 
 // job is one request on its way through the pipeline.
 type job struct {
-	rec     Record
-	held    *Scheduled // set when re-injected from the schedule
-	value   []byte     // the request as received
-	p       parsed
-	ev      Event // template of every event of the request
-	resumed bool
-	conn    int // chosen SMS connection or trunk
-	cands   []int
-	pool    string
-	msg     segment.Message
-	sms     SMS
-	done    atomic.Bool
+	rec      Record
+	held     *Scheduled // set when re-injected from the schedule
+	value    []byte     // the request as received
+	p        parsed
+	ev       Event // template of every event of the request
+	resumed  bool
+	conn     int // chosen SMS connection or trunk
+	cands    []int
+	pool     string
+	msg      segment.Message
+	sms      SMS
+	done     atomic.Bool
+	handoffs atomic.Int32 // hand-offs left before finish (submitted: event + tracking)
 }
 
 // deliverer returns the Source's deliver function: it hashes the key onto a worker

@@ -111,16 +111,31 @@ func (p *Pipeline) smsDone(j *job, res []PartResult, sent time.Time) {
 	}
 	ev := j.event(StatusSubmitted)
 	ev.SMSCIDs = ids
-	if j.sms.DLR {
-		tmpl := ev
-		tmpl.TS = now.UTC()
-		if err := p.o.Receipts.Track(Submission{RequestID: ev.ID, Connection: ev.Connection, SMSCIDs: ids, Template: tmpl}, p.cfg.ReceiptTTL); err != nil {
-			p.m.storeErrors.WithLabelValues("receipts_track").Inc()
-			p.log.Error("receipt tracking failed; receipts of this request will not match", "id", ev.ID, "err", err)
+	p.m.segments.WithLabelValues(ev.Connection, ev.Encoding).Add(float64(ev.Segments))
+	if !j.sms.DLR {
+		p.emitFinal(j, ev, string(StatusSubmitted))
+		return
+	}
+	// Two hand-offs before the record is finished: the submitted event is durable, and
+	// the submission is tracked. The event is queued first so that a receipt's event
+	// can never precede it.
+	j.handoffs.Store(2)
+	handoff := func() {
+		if j.handoffs.Add(-1) == 0 {
+			p.finish(j, string(StatusSubmitted))
 		}
 	}
-	p.m.segments.WithLabelValues(ev.Connection, ev.Encoding).Add(float64(ev.Segments))
-	p.emitFinal(j, ev, string(StatusSubmitted))
+	ev.TS = now.UTC()
+	if !p.em.emit(ev, handoff) {
+		p.abandon(j, "event stream closed", nil)
+		return
+	}
+	if err := p.o.Receipts.Track(Submission{RequestID: ev.ID, Connection: ev.Connection, SMSCIDs: ids, Template: ev}, p.cfg.ReceiptTTL); err != nil {
+		p.m.storeErrors.WithLabelValues("receipts_track").Inc()
+		p.log.Error("receipt tracking failed; receipts of this request will not match", "id", ev.ID, "err", err)
+	}
+	p.adoptOrphans(ev.Connection, ids)
+	handoff()
 }
 
 func nonEmpty(ids []string) []string {

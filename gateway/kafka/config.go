@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Config is the `kafka` section of the configuration (contract §5).
@@ -16,6 +17,24 @@ type Config struct {
 	OptoutsTopic  string   `yaml:"optouts_topic"`
 	// Partitions of each topic the embedded broker creates.
 	Partitions int `yaml:"partitions"`
+
+	// Tuning; zero takes the default of DefaultConfig.
+
+	// ReplicationFactor of the topics created on an external cluster.
+	ReplicationFactor int `yaml:"replication_factor"`
+	// QueueCapacity and MaxBytes size the consumer's fetch queue and fetch requests.
+	QueueCapacity int `yaml:"queue_capacity"`
+	MaxBytes      int `yaml:"max_bytes"`
+	// MaxWait bounds how long a fetch waits for data.
+	MaxWait time.Duration `yaml:"max_wait"`
+	// MaxInFlight bounds the records fetched and not yet finished: the consumer stops
+	// fetching when it is reached (back-pressure).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// CommitInterval is how often finished offsets are committed.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// MaxMessageBytes is the largest record the writers produce (DLQ copies of big
+	// records included).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
 // DefaultConfig returns the contract's defaults.
@@ -27,7 +46,42 @@ func DefaultConfig() Config {
 		DLQTopic:      "sendcore.dlq",
 		OptoutsTopic:  "sendcore.optouts",
 		Partitions:    8,
+
+		ReplicationFactor: 1,
+		QueueCapacity:     10000,
+		MaxBytes:          16 << 20,
+		MaxWait:           100 * time.Millisecond,
+		MaxInFlight:       20000,
+		CommitInterval:    200 * time.Millisecond,
+		MaxMessageBytes:   16 << 20,
 	}
+}
+
+// withDefaults returns c with every zero tuning field set to its default.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.ReplicationFactor <= 0 {
+		c.ReplicationFactor = d.ReplicationFactor
+	}
+	if c.QueueCapacity <= 0 {
+		c.QueueCapacity = d.QueueCapacity
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = d.MaxBytes
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = d.MaxWait
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = d.MaxInFlight
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = d.CommitInterval
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = d.MaxMessageBytes
+	}
+	return c
 }
 
 // Topics returns the four topics, requests first.
