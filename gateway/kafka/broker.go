@@ -3,6 +3,7 @@ package kafka
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -21,6 +22,9 @@ type BrokerOptions struct {
 	Partitions int    // per topic; 0: 8
 	DataDir    string // persist the log here (survives a restart); "": in memory
 	Topics     []string
+	// MaxMessageBytes is the largest produce batch the broker accepts; 0: 16 MiB, so
+	// that a DLQ copy of a large poison record fits (Kafka's own default is 1 MiB).
+	MaxMessageBytes int
 }
 
 // StartBroker starts the embedded broker with opts.Topics pre-created (a consumer that
@@ -29,12 +33,16 @@ func StartBroker(opts BrokerOptions, log *slog.Logger) (*Broker, error) {
 	if opts.Partitions <= 0 {
 		opts.Partitions = 8
 	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 16 << 20
+	}
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(opts.Port),
 		kfake.SeedTopics(int32(opts.Partitions), opts.Topics...),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(opts.Partitions),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(opts.MaxMessageBytes)}),
 	}
 	if opts.DataDir != "" {
 		kopts = append(kopts, kfake.DataDir(opts.DataDir))
