@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -274,3 +275,10 @@ func cancelFake(_ context.Context, tenant, campaign string) (int, error) {
 	}
 	return 3, nil
 }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// quietHistory knows no request.
+type quietHistory struct{}
+
+func (quietHistory) History(string) ([]dispatch.Event, error) { return nil, nil }

@@ -113,9 +113,9 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &fe):
 		writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, safeText(fe.Error()))
 	case errors.Is(err, errTooLarge):
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge, err.Error())
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge, strings.TrimPrefix(err.Error(), errTooLarge.Error()+": "))
 	case errors.Is(err, errMediaType):
-		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia, err.Error())
+		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia, strings.TrimPrefix(err.Error(), errMediaType.Error()+": "))
 	case errors.Is(err, ErrInvalid):
 		writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, safeText(strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
 	case errors.Is(err, ErrNotFound):
@@ -123,7 +123,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, ErrConflict):
 		writeError(ctx, fasthttp.StatusConflict, codeConflict, safeText(strings.TrimPrefix(err.Error(), ErrConflict.Error()+": ")))
 	case errors.Is(err, ErrUnavailable):
-		writeError(ctx, fasthttp.StatusServiceUnavailable, codeUnavailable, safeText(err.Error()))
+		writeError(ctx, fasthttp.StatusServiceUnavailable, codeUnavailable, safeText(strings.TrimPrefix(err.Error(), "control: ")))
 	default:
 		s.log.Error("control: backend error", "method", safeText(string(ctx.Method())), "path", safeText(string(ctx.Path())), "err", err)
 		writeError(ctx, fasthttp.StatusInternalServerError, codeInternal, "internal error")
