@@ -397,3 +397,21 @@ func TestStickyProperty(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPick guarantees that no recipient string breaks a pick (sticky hashing and the
+// local-presence prefix match read it byte by byte).
+func FuzzPick(f *testing.F) {
+	for _, s := range []string{"", "+", "+1", "+12125550101", "+3584", "ALPHA", "+99999999999999999"} {
+		f.Add(s)
+	}
+	nums := []NumberConfig{{Number: "+12125550101"}, {Number: "+358401110001"}, {Number: "SENDCORE"}}
+	sticky := mustPool(f, PoolConfig{Strategy: "sticky", Numbers: nums})
+	local := mustPool(f, PoolConfig{Strategy: "local_presence", Numbers: nums})
+	f.Fuzz(func(t *testing.T, to string) {
+		for _, p := range []*Pool{sticky, local} {
+			if n, _, err := p.Pick(to, t0); err != nil || n == "" {
+				t.Fatalf("Pick(%q) = %q, %v", to, n, err)
+			}
+		}
+	})
+}
