@@ -135,4 +135,3 @@ func BenchmarkConcurrentPrompts(b *testing.B) {
 		b.ReportMetric(float64(worst)/1e6, "rtp_interval_worst_ms")
 	}
 }
-
