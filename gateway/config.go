@@ -35,7 +35,19 @@ type Config struct {
 	Limits     dispatch.LimitsConfig     `yaml:"limits"`
 	QuietHours dispatch.QuietHoursConfig `yaml:"quiet_hours"`
 	Dispatch   dispatch.Config           `yaml:"dispatch"`
+	Storage    StorageConfig             `yaml:"storage"`
 	Control    control.Config            `yaml:"control"`
+}
+
+// StorageConfig is the `storage` section: Badger tuning. Ledger retention is
+// dispatch.retention.
+type StorageConfig struct {
+	SyncWrites      bool          `yaml:"sync_writes"`       // fsync every commit (survives OS crashes, slower)
+	GCInterval      time.Duration `yaml:"gc_interval"`       // value-log GC interval
+	DefaultRegion   string        `yaml:"default_region"`    // ISO 3166 region for national-form numbers in CSV imports
+	BlockCacheBytes int64         `yaml:"block_cache_bytes"` // Badger block cache
+	MemTableBytes   int64         `yaml:"memtable_bytes"`    // Badger memtable size
+	NoOptOutFilter  bool          `yaml:"no_optout_filter"`  // disable the in-memory opt-out filter
 }
 
 // LogConfig is the `log` section.
@@ -59,6 +71,7 @@ func DefaultConfig() Config {
 		Limits:     dispatch.LimitsConfig{Tenants: map[string]float64{}},
 		QuietHours: dispatch.QuietHoursConfig{Start: "21:00", End: "08:00"},
 		Dispatch:   dispatch.DefaultConfig(),
+		Storage:    StorageConfig{GCInterval: 5 * time.Minute, BlockCacheBytes: 64 << 20, MemTableBytes: 64 << 20},
 		Control:    control.DefaultConfig(),
 	}
 }
@@ -146,6 +159,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Dispatch.Validate(); err != nil {
 		return bad("dispatch", err)
+	}
+	if c.Storage.GCInterval <= 0 {
+		return &ConfigError{Key: "storage.gc_interval", Err: fmt.Errorf("must be > 0, got %v", c.Storage.GCInterval)}
+	}
+	if c.Storage.BlockCacheBytes < 0 || c.Storage.MemTableBytes < 1<<20 {
+		return &ConfigError{Key: "storage.memtable_bytes", Err: fmt.Errorf("must be >= 1048576, got %d", c.Storage.MemTableBytes)}
 	}
 	if err := c.Control.Validate(); err != nil {
 		return bad("control", err)
