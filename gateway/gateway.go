@@ -306,7 +306,7 @@ func (a poolAdmin) DeletePool(name string) (bool, error) {
 // limitsAdmin adapts *dispatch.Limiter to control.LimitsAdmin.
 type limitsAdmin struct{ l *dispatch.Limiter }
 
-func (a limitsAdmin) Limits() dispatch.LimitsConfig             { return a.l.Config() }
+func (a limitsAdmin) Limits() dispatch.LimitsConfig              { return a.l.Config() }
 func (a limitsAdmin) UpdateLimits(c dispatch.LimitsConfig) error { return a.l.Update(c) }
 
 // NewLogger builds the slog logger the configuration asks for, writing to w.
@@ -319,4 +319,3 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
-
