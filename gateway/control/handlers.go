@@ -360,7 +360,8 @@ type optOutGetter interface {
 }
 
 // getOptOut answers like `sendcore optout check`: opted_out is true when address is opted
-// out of channel or of "all"; source and ts come with an exact record.
+// out of channel or of "all"; source and ts come from the record that opts it out. Misses
+// (the common case) cost one OptedOut call.
 func (s *Server) getOptOut(ctx *fasthttp.RequestCtx, p *params) {
 	if s.b.OptOuts == nil {
 		s.fail(ctx, errUnavailable)
@@ -372,22 +373,24 @@ func (s *Server) getOptOut(ctx *fasthttp.RequestCtx, p *params) {
 		return
 	}
 	v := optOutView{Tenant: tenant, Channel: channel, Address: address}
-	if g, ok := s.b.OptOuts.(optOutGetter); ok {
-		o, found, err := g.GetOptOut(tenant, channel, address)
-		if err != nil {
-			s.fail(ctx, err)
-			return
-		}
-		if found && o.OptedOut {
-			v.OptedOut, v.Source = true, o.Source
-			ts := o.TS.UTC()
-			v.TS = &ts
-		}
+	if v.OptedOut, err = s.b.OptOuts.OptedOut(tenant, channel, address); err != nil {
+		s.fail(ctx, err)
+		return
 	}
-	if !v.OptedOut {
-		if v.OptedOut, err = s.b.OptOuts.OptedOut(tenant, channel, address); err != nil {
-			s.fail(ctx, err)
-			return
+	if g, ok := s.b.OptOuts.(optOutGetter); ok && v.OptedOut {
+		// the record that opts out: of this channel, else of "all"
+		for _, c := range [2]string{channel, dispatch.ChannelAll} {
+			o, found, err := g.GetOptOut(tenant, c, address)
+			if err != nil {
+				s.fail(ctx, err)
+				return
+			}
+			if found && o.OptedOut {
+				v.Source = o.Source
+				ts := o.TS.UTC()
+				v.TS = &ts
+				break
+			}
 		}
 	}
 	writeOptOut(ctx, fasthttp.StatusOK, &v)

@@ -80,6 +80,7 @@ type endpoint struct {
 // "*" that matches the rest of the path (one or more segments).
 type route struct {
 	pattern   string
+	prefix    string // literal start of the pattern, up to the first parameter or "*"
 	segs      []string
 	params    []string // names, in order
 	wildcard  bool
@@ -120,6 +121,10 @@ func (r *router) handle(method, pattern string, sc scope, h handlerFunc, obs *ro
 			panic("control: too many parameters: " + pattern)
 		}
 		rt.segs = segs
+		rt.prefix = pattern
+		if i := strings.IndexAny(pattern, "{*"); i >= 0 {
+			rt.prefix = pattern[:i]
+		}
 		r.routes = append(r.routes, rt)
 	}
 	for _, e := range rt.endpoints {
@@ -156,6 +161,9 @@ func (r *router) match(path []byte, p *params) *route {
 	}
 	rest := path[1:]
 	for _, rt := range r.routes {
+		if len(path) < len(rt.prefix) || string(path[:len(rt.prefix)]) != rt.prefix {
+			continue
+		}
 		if matchRoute(rt, rest, p) {
 			return rt
 		}
@@ -165,7 +173,7 @@ func (r *router) match(path []byte, p *params) *route {
 
 func matchRoute(rt *route, rest []byte, p *params) bool {
 	p.n = 0
-	for i, seg := range rt.segs {
+	for _, seg := range rt.segs {
 		if rest == nil {
 			return false
 		}
@@ -187,7 +195,6 @@ func matchRoute(rt *route, rest []byte, p *params) bool {
 		if string(cur) != seg { // no allocation: the compiler compares in place
 			return false
 		}
-		_ = i
 	}
 	if rt.wildcard {
 		return rest != nil // at least "" after a trailing slash
