@@ -43,13 +43,19 @@ type Options struct {
 	Encoding Encoding
 	Smart    bool   // apply the smart-encoding substitutions first (see Smart)
 	Concat   Concat // form for multi-part messages
+	// National allows the national language single shift tables of these languages for
+	// texts that are not default GSM-7: with Auto only when that makes fewer segments than
+	// UCS-2, with GSM7 whenever the text fits one. Every part then carries a UDH with IE
+	// 0x24 (a single part too). Only with ConcatUDH8 and ConcatUDH16. The zero set: never.
+	National LanguageSet
 }
 
 // Count is the billing count of a text: computed by one function (CountText).
 type Count struct {
 	Encoding Encoding
 	Segments int
-	Units    int // septets (GSM-7) or UTF-16 code units (UCS-2)
+	Units    int      // septets (GSM-7) or UTF-16 code units (UCS-2)
+	Language Language // national single shift table used (GSM-7 only), or NoLanguage
 }
 
 // Part is one submit_sm's worth of a message.
@@ -76,6 +82,7 @@ type Message struct {
 	// Segments is the billing count, equal to CountText's. It equals len(Parts) except
 	// with ConcatPayload, where one Part carries a text the SMSC delivers as Segments.
 	Segments int
+	Language Language // national single shift table used (GSM-7 only), or NoLanguage
 
 	buf []byte // backing store of every Part.ShortMessage
 }
@@ -115,7 +122,7 @@ func (e *Error) Is(target error) bool {
 // It does not allocate unless Options.Smart changes the text or the text is invalid UTF-8.
 func CountText(text string, opt Options) (Count, error) {
 	p, err := makePlan(text, opt)
-	return Count{Encoding: p.enc, Segments: p.segments, Units: p.units}, err
+	return Count{Encoding: p.enc, Segments: p.segments, Units: p.units, Language: p.lang}, err
 }
 
 // Split encodes text and splits it into parts, reusing m's buffers. ref is the
@@ -135,10 +142,25 @@ func CountText(text string, opt Options) (Count, error) {
 // grown; a fresh Message costs two allocations (parts and bytes).
 func Split(m *Message, text string, opt Options, ref uint16) error {
 	p, err := makePlan(text, opt)
-	m.Encoding, m.Units, m.Text, m.Segments = p.enc, p.units, p.text, p.segments
+	m.Encoding, m.Units, m.Text, m.Segments, m.Language = p.enc, p.units, p.text, p.segments, p.lang
 	m.Parts = m.Parts[:0]
 	if err != nil {
 		return err
+	}
+	if p.lang != NoLanguage {
+		if cap(m.Parts) < p.segments {
+			m.Parts = make([]Part, 0, p.segments)
+		}
+		m.Parts = m.Parts[:p.segments]
+		for i := range m.Parts {
+			m.Parts[i] = Part{DataCoding: dcGSM7, UDHI: true, Seq: i + 1, Total: p.segments, Ref: ref}
+		}
+		capacity := p.capMulti
+		if p.single {
+			capacity = natSingle
+		}
+		m.buf = splitNational(m.grow(p.units+p.segments*p.udhLen), m.Parts, p.text, p.lang, capacity, opt.Concat, ref)
+		return nil
 	}
 	dc := byte(dcGSM7)
 	if p.enc == UCS2 {

@@ -14,21 +14,21 @@ var update = flag.Bool("update", false, "rewrite testdata/golden.json from the c
 
 // goldenCase is one input of testdata/golden.json and the parts it must produce.
 type goldenCase struct {
-	Name     string       `json:"name"`
-	Text     string       `json:"text"`
-	Encoding string       `json:"encoding,omitempty"` // auto, gsm7, ucs2
-	Concat   string       `json:"concat,omitempty"`   // udh8, udh16, sar, payload
-	Smart    bool         `json:"smart,omitempty"`
-	Ref      uint16       `json:"ref"`
-	Want     *goldenWant  `json:"want,omitempty"`
-	Error    string       `json:"error,omitempty"`
-	Reviewed string       `json:"reviewed,omitempty"` // why the expected bytes are known correct
-	_        struct{}     `json:"-"`
-	parts    []goldenPart `json:"-"`
+	Name     string      `json:"name"`
+	Text     string      `json:"text"`
+	Encoding string      `json:"encoding,omitempty"` // auto, gsm7, ucs2
+	Concat   string      `json:"concat,omitempty"`   // udh8, udh16, sar, payload
+	Smart    bool        `json:"smart,omitempty"`
+	National []string    `json:"national,omitempty"` // turkish, spanish, portuguese
+	Ref      uint16      `json:"ref"`
+	Want     *goldenWant `json:"want,omitempty"`
+	Error    string      `json:"error,omitempty"`
+	Reviewed string      `json:"reviewed,omitempty"` // why the expected bytes are known correct
 }
 
 type goldenWant struct {
 	Encoding string       `json:"encoding"`
+	Language string       `json:"language,omitempty"`
 	Segments int          `json:"segments"`
 	Units    int          `json:"units"`
 	Parts    []goldenPart `json:"parts"`
@@ -81,9 +81,16 @@ func TestGolden(t *testing.T) {
 		c := &cases[i]
 		t.Run(c.Name, func(t *testing.T) {
 			opt := Options{Encoding: parseEncoding(c.Encoding), Concat: parseConcat(c.Concat), Smart: c.Smart}
+			for _, n := range c.National {
+				for l := Turkish; l <= Portuguese; l++ {
+					if l.String() == n {
+						opt.National |= Languages(l)
+					}
+				}
+			}
 			var m Message
 			err := Split(&m, c.Text, opt, c.Ref)
-			got := &goldenWant{Encoding: m.Encoding.String(), Segments: m.Segments, Units: m.Units}
+			got := &goldenWant{Encoding: m.Encoding.String(), Segments: m.Segments, Units: m.Units, Language: m.Language.String()}
 			for _, p := range m.Parts {
 				got.Parts = append(got.Parts, goldenPart{DataCoding: p.DataCoding, UDHI: p.UDHI, SAR: p.SAR, Payload: p.Payload, Hex: strings.ToUpper(hex.EncodeToString(p.ShortMessage))})
 			}

@@ -59,8 +59,9 @@ const gsmTabLen = 0x3B0
 // tables are the read-only lookup tables derived from gsmBasic and gsmExt, so encoding
 // and decoding cannot disagree. Built once, never written afterwards.
 type tables struct {
-	code [gsmTabLen]uint16 // rune → gsmOK|gsmIsExt|septet
-	cost [256]uint8        // UTF-8 byte → septets for ASCII GSM characters; 0 otherwise
+	code  [gsmTabLen]uint16             // rune → gsmOK|gsmIsExt|septet
+	cost  [256]uint8                    // UTF-8 byte → septets for ASCII GSM characters; 0 otherwise
+	shift [Portuguese + 1]map[rune]byte // national single shift tables: rune → septet
 }
 
 var tab = buildTables()
@@ -78,6 +79,14 @@ func buildTables() *tables {
 			continue // '€' is handled in gsmCode
 		}
 		t.code[r] = gsmOK | gsmIsExt | uint16(i)
+	}
+	for l := Turkish; l <= Portuguese; l++ {
+		t.shift[l] = make(map[rune]byte)
+		for i, r := range nationalShift[l] {
+			if r != 0 {
+				t.shift[l][r] = byte(i)
+			}
+		}
 	}
 	for b := 0; b < 0x80; b++ {
 		switch c := t.code[b]; {

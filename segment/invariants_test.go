@@ -56,6 +56,26 @@ func checkSplit(t testing.TB, text string, opt Options, ref uint16) *Message {
 	if opt.Concat == ConcatUDH16 {
 		multi--
 	}
+	nat := m.Language != NoLanguage
+	if nat {
+		single, multi = 155, 149
+		if opt.Concat == ConcatUDH16 {
+			multi = 148
+		}
+		if !opt.National.Has(m.Language) || m.Encoding != GSM7 || opt.Concat > ConcatUDH16 {
+			t.Fatalf("language %v with options %+v, encoding %v", m.Language, opt, m.Encoding)
+		}
+		plain := opt
+		plain.National = 0
+		plain.Encoding = UCS2
+		u, _ := CountText(text, plain)
+		if _, gerr := CountText(text, Options{Encoding: GSM7, Smart: opt.Smart}); gerr == nil {
+			t.Fatalf("national table used for a default GSM-7 text")
+		}
+		if opt.Encoding == Auto && m.Segments >= u.Segments {
+			t.Fatalf("national table used for %d segments, UCS-2 would be %d", m.Segments, u.Segments)
+		}
+	}
 	payloadForm := opt.Concat == ConcatPayload && m.Segments > 1
 	if !payloadForm && len(m.Parts) != m.Segments {
 		t.Fatalf("%d parts for %d segments", len(m.Parts), m.Segments)
@@ -70,15 +90,22 @@ func checkSplit(t testing.TB, text string, opt Options, ref uint16) *Message {
 		}
 		data := p.ShortMessage
 		multiPart := len(m.Parts) > 1
-		wantUDHI := multiPart && (opt.Concat == ConcatUDH8 || opt.Concat == ConcatUDH16)
+		wantUDHI := nat || multiPart && (opt.Concat == ConcatUDH8 || opt.Concat == ConcatUDH16)
 		if p.UDHI != wantUDHI || p.SAR != (multiPart && opt.Concat == ConcatSAR) || p.Payload != payloadForm {
 			t.Fatalf("part %d: UDHI %v SAR %v Payload %v (concat %d, %d parts)", i+1, p.UDHI, p.SAR, p.Payload, opt.Concat, len(m.Parts))
 		}
 		if p.UDHI {
 			var udh []byte
-			if opt.Concat == ConcatUDH8 {
+			switch {
+			case nat && len(m.Parts) == 1:
+				udh = []byte{0x03, 0x24, 0x01, byte(m.Language)}
+			case nat && opt.Concat == ConcatUDH8:
+				udh = []byte{0x08, 0x00, 0x03, byte(ref), byte(p.Total), byte(p.Seq), 0x24, 0x01, byte(m.Language)}
+			case nat:
+				udh = []byte{0x09, 0x08, 0x04, byte(ref >> 8), byte(ref), byte(p.Total), byte(p.Seq), 0x24, 0x01, byte(m.Language)}
+			case opt.Concat == ConcatUDH8:
 				udh = []byte{0x05, 0x00, 0x03, byte(ref), byte(p.Total), byte(p.Seq)}
-			} else {
+			default:
 				udh = []byte{0x06, 0x08, 0x04, byte(ref >> 8), byte(ref), byte(p.Total), byte(p.Seq)}
 			}
 			if !bytes.HasPrefix(data, udh) {

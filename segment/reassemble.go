@@ -11,7 +11,8 @@ import (
 var ErrMalformed = errors.New("segment: malformed part")
 
 // Reassemble decodes parts, in the order given, back to the text a handset shows: it
-// strips each part's UDH (when UDHI), decodes GSM-7 (unpacked septets, data_coding 0x00)
+// strips each part's UDH (when UDHI; its national language single shift IE 0x24 selects
+// the shift table), decodes GSM-7 (unpacked septets, data_coding 0x00)
 // or UCS-2 (UTF-16BE, 0x08), and concatenates. It is strict, so that it can check what
 // Split makes: an escape at the end of a part, an undefined extension septet, a surrogate
 // pair cut between parts, or an unknown data_coding is an error wrapping ErrMalformed.
@@ -28,15 +29,30 @@ func Reassemble(parts []Part) (string, error) {
 
 func decodePart(b *strings.Builder, p *Part) error {
 	data := p.ShortMessage
+	lang := NoLanguage
 	if p.UDHI {
 		if len(data) == 0 || int(data[0])+1 > len(data) {
 			return errors.New("UDH length exceeds short_message")
 		}
+		udh := data[1 : 1+int(data[0])]
 		data = data[1+int(data[0]):]
+		for len(udh) > 0 {
+			if len(udh) < 2 || int(udh[1])+2 > len(udh) {
+				return errors.New("UDH information element overruns the UDH")
+			}
+			iei, val := udh[0], udh[2:2+int(udh[1])]
+			switch {
+			case iei == 0x24 && len(val) == 1 && Language(val[0]) >= Turkish && Language(val[0]) <= Portuguese:
+				lang = Language(val[0])
+			case iei == 0x24 || iei == 0x25:
+				return fmt.Errorf("unsupported national language IE %02X % X", iei, val)
+			}
+			udh = udh[2+int(udh[1]):]
+		}
 	}
 	switch p.DataCoding {
 	case dcGSM7:
-		return decodeSeptets(b, data)
+		return decodeSeptets(b, data, lang)
 	case dcUCS2:
 		if len(data)%2 != 0 {
 			return errors.New("odd UCS-2 length")
@@ -65,7 +81,11 @@ func decodePart(b *strings.Builder, p *Part) error {
 	return fmt.Errorf("unknown data_coding 0x%02X", p.DataCoding)
 }
 
-func decodeSeptets(b *strings.Builder, data []byte) error {
+func decodeSeptets(b *strings.Builder, data []byte, lang Language) error {
+	ext := &gsmExt
+	if lang != NoLanguage {
+		ext = &nationalShift[lang]
+	}
 	for j := 0; j < len(data); j++ {
 		c := data[j]
 		if c >= 0x80 {
@@ -80,10 +100,10 @@ func decodeSeptets(b *strings.Builder, data []byte) error {
 		}
 		j++
 		x := data[j]
-		if x >= 0x80 || gsmExt[x] == 0 {
+		if x >= 0x80 || ext[x] == 0 {
 			return fmt.Errorf("undefined extension septet 0x%02X at %d", x, j)
 		}
-		b.WriteRune(gsmExt[x])
+		b.WriteRune(ext[x])
 	}
 	return nil
 }

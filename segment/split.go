@@ -36,7 +36,8 @@ type plan struct {
 	segments int
 	single   bool // fits in one segment: no UDH, no SAR
 	capMulti int  // capacity of one part of a concatenated message, in units
-	udhLen   int  // octets of concatenation UDH per part (0 for SAR, payload, single)
+	udhLen   int  // octets of UDH per part (0 for SAR, payload, and single without lang)
+	lang     Language
 }
 
 // makePlan chooses the encoding and counts units and segments, exactly where Split cuts
@@ -55,6 +56,11 @@ func makePlan(text string, opt Options) (plan, error) {
 				p.single, p.segments, p.udhLen = true, 1, 0
 			}
 			return p, p.check(opt)
+		}
+		if opt.National != 0 && opt.Encoding == GSM7 {
+			if q, ok := planNational(text, opt); ok {
+				return q, q.check(opt)
+			}
 		}
 		if opt.Encoding == GSM7 {
 			if !utf8.ValidString(text) {
@@ -81,6 +87,12 @@ func makePlan(text string, opt Options) (plan, error) {
 		p.segments = (units + multi - 1) / multi
 	default:
 		p.segments = pack(text, multi, nil)
+	}
+	if opt.National != 0 && opt.Encoding == Auto && valid {
+		// A national single shift table only when it saves segments compared with UCS-2.
+		if q, ok := planNational(text, opt); ok && q.segments < p.segments {
+			return q, q.check(opt)
+		}
 	}
 	return p, p.check(opt)
 }
