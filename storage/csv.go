@@ -91,6 +91,10 @@ func (db *DB) ImportOptOutsCSV(r io.Reader, opt ImportOptions) (ImportResult, er
 	if _, err := chanCode(opt.Channel); err != nil {
 		return res, err
 	}
+	if err := db.acquire(); err != nil {
+		return res, err
+	}
+	defer db.release()
 	reject := func(line int, msg string) {
 		res.Rejected++
 		if opt.OnReject != nil {
@@ -394,6 +398,10 @@ func (p *csvParser) header(rec []string) bool {
 // source,ts (ts RFC 3339 UTC with nanoseconds), in tenant, channel, address order,
 // streaming from one consistent snapshot.
 func (db *DB) ExportOptOutsCSV(w io.Writer) error {
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	bw := bufio.NewWriterSize(w, 1<<16)
 	cw := csv.NewWriter(bw)
 	if err := cw.Write(CSVHeader); err != nil {

@@ -56,6 +56,9 @@ type DB struct {
 	dir  string
 	once sync.Once
 
+	closeMu sync.RWMutex // held for reading by every call that uses bdb; Close takes it
+	closed  bool
+
 	// Opt-outs: optMu serialises opt-out writers so that optCount stays exact; checks
 	// never take it.
 	optMu    sync.Mutex
@@ -244,7 +247,23 @@ func (db *DB) Run(ctx context.Context) error {
 	}
 }
 
+// acquire makes Close wait for the calling method; it fails with ErrClosed after Close.
+func (db *DB) acquire() error {
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (db *DB) release() { db.closeMu.RUnlock() }
+
 func (db *DB) gc(ctx context.Context) {
+	if db.acquire() != nil {
+		return
+	}
+	defer db.release()
 	for i := 0; i < 16 && ctx.Err() == nil; i++ {
 		err := db.bdb.RunValueLogGC(0.5)
 		if err != nil {
@@ -256,11 +275,14 @@ func (db *DB) gc(ctx context.Context) {
 	}
 }
 
-// Close flushes and closes the database; later calls return nil. Methods called after
-// Close fail.
+// Close waits for running calls, then flushes and closes the database; later calls
+// return nil. Methods called after Close fail with ErrClosed.
 func (db *DB) Close() error {
 	var err error
 	db.once.Do(func() {
+		db.closeMu.Lock()
+		db.closed = true
+		db.closeMu.Unlock()
 		if e := db.saveOptOutHint(); e != nil {
 			db.log.Warn("storage: saving opt-out count", "err", e)
 		}
@@ -271,8 +293,14 @@ func (db *DB) Close() error {
 	return err
 }
 
-// Size returns the bytes of the LSM tree and of the value log.
-func (db *DB) Size() (lsm, vlog int64) { return db.bdb.Size() }
+// Size returns the bytes of the LSM tree and of the value log (0, 0 after Close).
+func (db *DB) Size() (lsm, vlog int64) {
+	if db.acquire() != nil {
+		return 0, 0
+	}
+	defer db.release()
+	return db.bdb.Size()
+}
 
 // retry runs fn in a read-write transaction, again on a conflict with a concurrent one.
 func (db *DB) update(fn func(txn *badger.Txn) error) error {

@@ -2,5 +2,26 @@
 // correlation, schedule, usage counters, settings) on one Badger database per data dir.
 //
 // Place in the pipeline: dispatch uses these stores only through its interfaces; gateway
-// opens the database once and closes it on shutdown.
+// opens the database once (Open), runs its housekeeping (Run) and closes it on shutdown
+// (Close); the control plane and `sendcore optout` also use the opt-out extras
+// (GetOptOut, CountOptOuts, ImportOptOutsCSV, ExportOptOutsCSV). package storetest holds
+// the contract suite every implementation must pass.
+//
+// Layout: one key prefix byte per table (see keys.go). Ledger records, receipt
+// correlations and usage counters carry a Badger TTL and disappear at compaction.
+//
+// Opt-out checks: an in-memory blocked Bloom filter over (tenant, address), built by one
+// key-only pass at Open and updated before every commit, answers most misses without
+// touching Badger (no false negatives; removed opt-outs stay in it until the next Open).
+// CountOptOuts is a counter kept exact under one opt-out writer lock; checks never take it.
+//
+// Durability: every write is a committed Badger transaction when its method returns.
+// With Options.SyncWrites false (the default) the write sits in the OS page cache: it
+// survives the process being killed (tested with SIGKILL) but not an OS crash or power
+// loss; set SyncWrites for that, at the price of an fsync per commit.
+//
+// Concurrency: every method is safe for concurrent use. Read-modify-write operations
+// (Claim, Apply, Take, Cancel, Hold) rely on Badger's conflict detection and retry, so
+// Claim has one winner per id, Apply reports Done once per request and Take hands an item
+// to one caller per lease. Close waits for running calls; later calls fail with ErrClosed.
 package storage

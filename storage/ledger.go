@@ -30,6 +30,10 @@ func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, erro
 	if err := checkID("id", id); err != nil {
 		return dispatch.Claim{}, false, err
 	}
+	if err := db.acquire(); err != nil {
+		return dispatch.Claim{}, false, err
+	}
+	defer db.release()
 	start := time.Now()
 	ck := key1(pClaim, id)
 	var prev dispatch.Claim
@@ -79,6 +83,14 @@ func (db *DB) Append(events []dispatch.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
+	return db.appendLocked(events)
+}
+
+func (db *DB) appendLocked(events []dispatch.Event) error {
 	for i := range events {
 		if err := checkID("event.id", events[i].ID); err != nil {
 			return err
@@ -125,8 +137,8 @@ func (db *DB) Append(events []dispatch.Event) error {
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) && len(events) > 1 {
 		h := len(events) / 2
-		if err = db.Append(events[:h]); err == nil {
-			err = db.Append(events[h:])
+		if err = db.appendLocked(events[:h]); err == nil {
+			err = db.appendLocked(events[h:])
 		}
 		return err
 	}
@@ -140,6 +152,10 @@ func (db *DB) Append(events []dispatch.Event) error {
 // History returns the status history of id, oldest first; nil and no error if unknown
 // (or expired).
 func (db *DB) History(id string) ([]dispatch.Event, error) {
+	if err := db.acquire(); err != nil {
+		return nil, err
+	}
+	defer db.release()
 	var out []dispatch.Event
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions

@@ -39,11 +39,11 @@ func newMetrics(db *DB) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendcore_storage_lsm_bytes",
 			Help: "Size of Badger's LSM tree on disk.",
-		}, func() float64 { l, _ := db.bdb.Size(); return float64(l) }),
+		}, func() float64 { l, _ := db.Size(); return float64(l) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendcore_storage_vlog_bytes",
 			Help: "Size of Badger's value log on disk.",
-		}, func() float64 { _, v := db.bdb.Size(); return float64(v) }),
+		}, func() float64 { _, v := db.Size(); return float64(v) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sendcore_storage_optout_filter_bytes",
 			Help: "Memory held by the in-memory opt-out filter.",

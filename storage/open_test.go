@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sendcore/sendcore/dispatch"
 	"github.com/sendcore/sendcore/storage"
@@ -81,4 +82,28 @@ func TestOpenErrors(t *testing.T) {
 			t.Fatalf("Open(\"\"): %v, want ErrInvalid", err)
 		}
 	})
+}
+
+// TestUseAfterClose guarantees ErrClosed, not a panic, from calls after Close.
+func TestUseAfterClose(t *testing.T) {
+	db := openDB(t, t.TempDir(), storage.Options{})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for name, err := range map[string]error{
+		"SetOptOut":    db.SetOptOut(dispatch.OptOut{Channel: "sms", Address: "+358401234567", OptedOut: true}),
+		"ListSettings": db.ListSettings("x", func(string, []byte) error { return nil }),
+		"Append":       db.Append([]dispatch.Event{{ID: "x"}}),
+		"Hold":         db.Hold(dispatch.Scheduled{ID: "x", Due: time.Now()}),
+	} {
+		if !errors.Is(err, storage.ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
+	if _, err := db.Take(time.Now(), 10, time.Minute); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("Take after Close: %v, want ErrClosed", err)
+	}
 }

@@ -162,6 +162,10 @@ func (db *DB) OptedOut(tenant string, channel dispatch.Channel, address string) 
 		db.m.checkFiltered.Inc()
 		return false, nil
 	}
+	if err := db.acquire(); err != nil {
+		return false, err
+	}
+	defer db.release()
 	var buf [96]byte
 	found := false
 	err = db.bdb.View(func(txn *badger.Txn) error {
@@ -223,6 +227,10 @@ func (db *DB) SetOptOut(o dispatch.OptOut) error {
 	if err != nil {
 		return err
 	}
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	k := appendOptKey(nil, o.Tenant, code, o.Address)
 	db.optMu.Lock()
 	defer db.optMu.Unlock()
@@ -266,6 +274,10 @@ func (db *DB) GetOptOut(tenant string, channel dispatch.Channel, address string)
 	if err != nil {
 		return dispatch.OptOut{}, false, err
 	}
+	if err := db.acquire(); err != nil {
+		return dispatch.OptOut{}, false, err
+	}
+	defer db.release()
 	var rec dispatch.OptOut
 	found := false
 	err = db.bdb.View(func(txn *badger.Txn) error {

@@ -47,6 +47,10 @@ func (db *DB) Track(s dispatch.Submission, ttl time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("%w: submission %q: %v", ErrInvalid, s.RequestID, err)
 	}
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	exp := uint64(db.opt.Clock().Add(ttl).Unix())
 	start := time.Now()
 	err = db.update(func(txn *badger.Txn) error {
@@ -78,6 +82,10 @@ func (db *DB) Apply(r dispatch.Receipt) (dispatch.ReceiptResult, error) {
 	if r.SMSCID == "" {
 		return res, fmt.Errorf("%w: smsc_id: must not be empty", ErrInvalid)
 	}
+	if err := db.acquire(); err != nil {
+		return res, err
+	}
+	defer db.release()
 	start := time.Now()
 	rk := key2(pReceiptID, r.Connection, r.SMSCID)
 	err := db.update(func(txn *badger.Txn) error {

@@ -94,6 +94,10 @@ func (db *DB) Hold(s dispatch.Scheduled) error {
 		return fmt.Errorf("%w: due: must be set (id %q)", ErrInvalid, s.ID)
 	}
 	s.Tenant = orDefaultTenant(s.Tenant)
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	var added int64
 	err := db.update(func(txn *badger.Txn) error {
 		old, ok, err := getItem(txn, s.ID)
@@ -126,6 +130,10 @@ func (db *DB) Take(now time.Time, max int, lease time.Duration) ([]dispatch.Sche
 	if lease <= 0 {
 		return nil, fmt.Errorf("%w: lease: must be > 0, got %v", ErrInvalid, lease)
 	}
+	if err := db.acquire(); err != nil {
+		return nil, err
+	}
+	defer db.release()
 	var out []dispatch.Scheduled
 	end := appendTime([]byte{pQueue}, now)
 	err := db.update(func(txn *badger.Txn) error {
@@ -171,6 +179,10 @@ func (db *DB) Take(now time.Time, max int, lease time.Duration) ([]dispatch.Sche
 
 // Done removes a taken (or held) item for good; an unknown id is not an error.
 func (db *DB) Done(id string) error {
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	var removed int64
 	err := db.update(func(txn *badger.Txn) error {
 		removed = 0
@@ -194,6 +206,10 @@ func (db *DB) Done(id string) error {
 func (db *DB) Cancel(tenant, campaign string) ([]dispatch.Scheduled, error) {
 	tenant = orDefaultTenant(tenant)
 	now := db.opt.Clock()
+	if err := db.acquire(); err != nil {
+		return nil, err
+	}
+	defer db.release()
 	var out []dispatch.Scheduled
 	prefix := appendLP(appendLP([]byte{pCampaign}, tenant), campaign)
 	// Large campaigns are cancelled in several transactions of at most 1000 items.

@@ -50,6 +50,10 @@ func (db *DB) AddUse(pool, number string, t time.Time, n int) (hour, day int, er
 		return 0, 0, fmt.Errorf("%w: number: must not be empty", ErrInvalid)
 	}
 	hs, ds := periods(t)
+	if err := db.acquire(); err != nil {
+		return 0, 0, err
+	}
+	defer db.release()
 	hk, dk := usageKey(pool, number, 'h', hs), usageKey(pool, number, 'd', ds)
 	mu := &db.usageMu[xxhash.Sum64(hk[:len(hk)-9])%uint64(len(db.usageMu))]
 	mu.Lock()
@@ -80,6 +84,10 @@ func (db *DB) AddUse(pool, number string, t time.Time, n int) (hour, day int, er
 // Uses returns the UTC hour's and day's totals of number in pool at t.
 func (db *DB) Uses(pool, number string, t time.Time) (hour, day int, err error) {
 	hs, ds := periods(t)
+	if err := db.acquire(); err != nil {
+		return 0, 0, err
+	}
+	defer db.release()
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		var err error
 		if hour, err = readCount(txn, usageKey(pool, number, 'h', hs)); err != nil {
@@ -99,6 +107,10 @@ func (db *DB) PutSetting(namespace, key string, value []byte) error {
 	if namespace == "" {
 		return fmt.Errorf("%w: namespace: must not be empty", ErrInvalid)
 	}
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	err := db.bdb.Update(func(txn *badger.Txn) error {
 		return txn.Set(key2(pSetting, namespace, key), append([]byte(nil), value...))
 	})
@@ -110,6 +122,10 @@ func (db *DB) PutSetting(namespace, key string, value []byte) error {
 
 // GetSetting returns a copy of the value under namespace and key and whether it exists.
 func (db *DB) GetSetting(namespace, key string) ([]byte, bool, error) {
+	if err := db.acquire(); err != nil {
+		return nil, false, err
+	}
+	defer db.release()
 	var v []byte
 	found := false
 	err := db.bdb.View(func(txn *badger.Txn) error {
@@ -135,6 +151,10 @@ func (db *DB) GetSetting(namespace, key string) ([]byte, bool, error) {
 
 // DeleteSetting removes namespace/key; deleting a missing key is not an error.
 func (db *DB) DeleteSetting(namespace, key string) error {
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(key2(pSetting, namespace, key)) })
 	if err != nil {
 		return fmt.Errorf("storage: delete setting %s/%s: %w", namespace, key, err)
@@ -145,6 +165,10 @@ func (db *DB) DeleteSetting(namespace, key string) error {
 // ListSettings calls fn for every key of namespace in key (byte) order, from one snapshot;
 // value is only valid during the call. An error from fn stops it and is returned.
 func (db *DB) ListSettings(namespace string, fn func(key string, value []byte) error) error {
+	if err := db.acquire(); err != nil {
+		return err
+	}
+	defer db.release()
 	prefix := appendLP([]byte{pSetting}, namespace)
 	return db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
