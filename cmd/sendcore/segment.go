@@ -21,6 +21,7 @@ const maxJSONLLine = 4 << 20
 type segmentResult struct {
 	ID       *string       `json:"id,omitempty"`
 	Encoding string        `json:"encoding"`
+	Language string        `json:"language,omitempty"` // national single shift table, if one is used
 	Segments int           `json:"segments"`
 	Units    int           `json:"units"`
 	Parts    []segmentPart `json:"parts"`
@@ -60,8 +61,9 @@ func cmdSegment(ctx context.Context, args []string, io stdio) int {
 	encName := fs.String("encoding", "auto", "auto|gsm7|ucs2 (in --jsonl the default for lines without encoding)")
 	concatName := fs.String("concat", "udh8", "udh8|udh16: concatenation UDH with an 8- or 16-bit reference")
 	ref := fs.Uint("ref", 0, "concatenation reference number (0..65535)")
+	national := fs.String("national", "", "allow national language single shift tables: comma-separated turkish,spanish,portuguese (used only when they save segments)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: sendcore segment [--smart] [--json] [--encoding auto|gsm7|ucs2] [--concat udh8|udh16] [TEXT...]
+		fmt.Fprintln(fs.Output(), `Usage: sendcore segment [--smart] [--json] [--encoding auto|gsm7|ucs2] [--concat udh8|udh16] [--national LANGS] [TEXT...]
        sendcore segment --jsonl [flags] < requests.jsonl
 
 Shows how a text is encoded and split into SMS parts, and how many segments are billed.
@@ -95,6 +97,16 @@ Flags:`)
 		return exitUsage
 	}
 	opt := segment.Options{Encoding: enc, Smart: *smart, Concat: concat}
+	if *national != "" {
+		for _, name := range strings.Split(*national, ",") {
+			l, ok := parseLanguage(strings.TrimSpace(name))
+			if !ok {
+				fmt.Fprintf(io.err, "sendcore segment: --national %q: want turkish, spanish or portuguese\n", name)
+				return exitUsage
+			}
+			opt.National |= segment.Languages(l)
+		}
+	}
 	if *jsonl {
 		if fs.NArg() > 0 {
 			fmt.Fprintf(io.err, "sendcore segment: --jsonl reads stdin; unexpected argument %q\n", fs.Arg(0))
@@ -147,6 +159,18 @@ func parseSegmentEncoding(s string) (segment.Encoding, bool) {
 	return segment.Auto, false
 }
 
+func parseLanguage(s string) (segment.Language, bool) {
+	switch strings.ToLower(s) {
+	case "turkish", "tr":
+		return segment.Turkish, true
+	case "spanish", "es":
+		return segment.Spanish, true
+	case "portuguese", "pt":
+		return segment.Portuguese, true
+	}
+	return segment.NoLanguage, false
+}
+
 // segmentErrorCode returns the machine code and message of a Split error.
 func segmentErrorCode(err error) (string, string) {
 	var se *segment.Error
@@ -157,7 +181,7 @@ func segmentErrorCode(err error) (string, string) {
 }
 
 func resultOf(id *string, m *segment.Message) segmentResult {
-	r := segmentResult{ID: id, Encoding: m.Encoding.String(), Segments: m.Segments, Units: m.Units, Parts: make([]segmentPart, len(m.Parts))}
+	r := segmentResult{ID: id, Encoding: m.Encoding.String(), Language: m.Language.String(), Segments: m.Segments, Units: m.Units, Parts: make([]segmentPart, len(m.Parts))}
 	for i, p := range m.Parts {
 		udh, data := splitUDH(p)
 		r.Parts[i] = segmentPart{DataCoding: p.DataCoding, UDH: hex.EncodeToString(udh), Data: hex.EncodeToString(data)}
@@ -191,6 +215,9 @@ func printSegmentSummary(w io.Writer, input string, m *segment.Message, opt segm
 		unit, dc = "UTF-16 code units", 0x08
 	}
 	fmt.Fprintf(w, "encoding  %s (data_coding 0x%02X)\n", m.Encoding, dc)
+	if m.Language != segment.NoLanguage {
+		fmt.Fprintf(w, "language  %s single shift table (UDH IE 0x24)\n", m.Language)
+	}
 	fmt.Fprintf(w, "segments  %d\n", m.Segments)
 	fmt.Fprintf(w, "units     %d %s\n", m.Units, unit)
 	if m.Text != input {

@@ -32,6 +32,7 @@ func TestSegmentSummary(t *testing.T) {
 		{"smart", "", []string{"--smart", "“Hi”"}, []string{"encoding  gsm7", `text      "\"Hi\"" (after smart encoding)`}},
 		{"two parts with udh16", "", []string{"--concat", "udh16", "--ref", "4660", strings.Repeat("a", 161)}, []string{"segments  2", "part 1/2  152 septets, udh 06080412340201", "part 2/2  9 septets, udh 06080412340202"}},
 		{"forced ucs2", "", []string{"--encoding", "ucs2", "A"}, []string{"encoding  ucs2", "data 0041"}},
+		{"national turkish", "", []string{"--national", "tr,pt", "--encoding", "gsm7", "ş"}, []string{"language  turkish", "udh 03240101", "data 1b73"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +78,7 @@ func TestSegmentErrors(t *testing.T) {
 		{"bad encoding flag", []string{"--encoding", "utf8", "x"}, exitUsage, "", "--encoding", nil},
 		{"bad concat flag", []string{"--concat", "sar", "x"}, exitUsage, "", "--concat", nil},
 		{"bad ref", []string{"--ref", "70000", "x"}, exitUsage, "", "--ref", nil},
+		{"bad national", []string{"--national", "klingon", "x"}, exitUsage, "", "--national", nil},
 		{"unknown flag", []string{"--nope"}, exitUsage, "", "nope", nil},
 		{"jsonl with argument", []string{"--jsonl", "x"}, exitUsage, "", "unexpected argument", nil},
 		{"forced gsm7 mismatch", []string{"--encoding", "gsm7", "ç"}, exitFailure, "", "encoding_mismatch", nil},
