@@ -383,3 +383,29 @@ func TestIsolated(t *testing.T) {
 		}
 	}
 }
+
+// TestGSMNoClusters guarantees that GSM-7 splitting may ignore grapheme clusters: no two
+// GSM-7 characters (default alphabet or extension table) join into one cluster, CR LF
+// aside (split on purpose).
+func TestGSMNoClusters(t *testing.T) {
+	var chars []rune
+	for r := rune(0); r < 0x10000; r++ {
+		if IsGSM7(r) {
+			chars = append(chars, r)
+		}
+	}
+	if len(chars) != 137 {
+		t.Fatalf("%d GSM-7 characters, want 127 + 10", len(chars))
+	}
+	for _, a := range chars {
+		for _, b := range chars {
+			s := string(a) + string(b)
+			if s == "\r\n" {
+				continue
+			}
+			if c, _, _, _ := uniseg.FirstGraphemeClusterInString(s, -1); len(c) == len(s) {
+				t.Fatalf("%q is one grapheme cluster", s)
+			}
+		}
+	}
+}
