@@ -149,6 +149,7 @@ func TestSegmentBoundaries(t *testing.T) {
 		{"two flags split between flags", strings.Repeat("ж", 62) + flag + flag + "ж", Options{}, []int{66, 5}},
 		{"combining mark stays with its letter", strings.Repeat("ж", 66) + "e\u0301" + strings.Repeat("ж", 3), Options{}, []int{66, 5}},
 		{"udh16 ucs2 boundary 66", strings.Repeat("ж", 65) + "😀" + strings.Repeat("ж", 5), Options{Concat: ConcatUDH16}, []int{65, 7}},
+		{"cluster of exactly one segment moves whole", strings.Repeat("ж", 10) + "e" + strings.Repeat("\u0301", 66), Options{}, []int{10, 67}},
 		{"cluster longer than a segment is cut between code points", "e" + strings.Repeat("\u0301", 80), Options{}, []int{67, 14}},
 		{"cluster longer than a segment never cuts a pair", "😀" + strings.Repeat("\U000E0020", 40) + "\U000E007F", Options{}, []int{66, 18}},
 	}
