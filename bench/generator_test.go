@@ -188,7 +188,7 @@ func TestConsume(t *testing.T) {
 	ta := NewTally("c-", true)
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- Consume(cctx, brokers, evTopic, ta, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- Consume(cctx, brokers, evTopic, ta.Observe, slog.New(slog.DiscardHandler)) }()
 	if err := ta.WaitDone(ctx, 200); err != nil {
 		t.Fatal(err)
 	}

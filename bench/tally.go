@@ -106,7 +106,7 @@ func (t *Tally) Observe(ev Event) {
 	if ev.Status == "delivered" || ev.Status == "undelivered" {
 		t.receiptsN++
 	}
-	if ev.Channel == "voice" {
+	if ev.Channel == "voice" && callOutcome(ev.Status) {
 		byOutcome := t.calls[ev.From]
 		if byOutcome == nil {
 			byOutcome = map[string]int{}
@@ -133,6 +133,16 @@ func (t *Tally) signal() {
 	t.wake = make(chan struct{})
 }
 
+// callOutcome reports whether status is the outcome of a call attempt (rather than of a
+// request that never became a call: rejected, suppressed, duplicate…).
+func callOutcome(status string) bool {
+	switch status {
+	case "completed", "busy", "no_answer", "declined", "failed":
+		return true
+	}
+	return false
+}
+
 func (t *Tally) finish(s *idState, outcome string) {
 	s.outcome = outcome
 	t.outcomes[outcome]++
@@ -156,7 +166,8 @@ type TallySnapshot struct {
 	Latency        Latency
 	// LastDone is when the last request became done (zero if none).
 	LastDone time.Time
-	// Calls counts voice outcomes per caller number (event `from`).
+	// Calls counts call outcomes (completed, busy, no_answer, declined, failed) per
+	// caller number (event `from`).
 	Calls map[string]map[string]int
 }
 
@@ -252,9 +263,10 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 }
 
 // Consume reads topic (the events topic) on brokers from its first offset, one reader per
-// partition, and feeds every event to t until ctx is done; it then returns nil once
-// every reader has stopped. An event that cannot be decoded is logged and skipped.
-func Consume(ctx context.Context, brokers []string, topic string, t *Tally, log *slog.Logger) error {
+// partition, and calls observe (from several goroutines at once) with every submitted or
+// terminal event until ctx is done; it then returns nil once every reader has stopped.
+// An event that cannot be decoded is logged and skipped.
+func Consume(ctx context.Context, brokers []string, topic string, observe func(Event), log *slog.Logger) error {
 	parts, err := partitions(ctx, brokers, topic)
 	if err != nil {
 		return err
@@ -283,7 +295,7 @@ func Consume(ctx context.Context, brokers []string, topic string, t *Tally, log 
 					log.Warn("bench: undecodable event", "partition", p, "offset", m.Offset, "err", err)
 					continue
 				}
-				t.Observe(ev)
+				observe(ev)
 			}
 		})
 	}

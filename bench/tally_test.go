@@ -112,11 +112,11 @@ func TestTallyLatencyPercentiles(t *testing.T) {
 
 func TestTallyCallsByCaller(t *testing.T) {
 	ta := NewTally("r-", true)
-	for i, c := range []struct{ from, status string }{{"+1", "completed"}, {"+2", "busy"}, {"+1", "completed"}, {"+1", "no_answer"}} {
+	for i, c := range []struct{ from, status string }{{"+1", "completed"}, {"+2", "busy"}, {"+1", "completed"}, {"+1", "no_answer"}, {"", "rejected"}} {
 		ta.Observe(Event{ID: "r-" + strconv.Itoa(i), Channel: "voice", From: c.from, Status: c.status})
 	}
 	s := ta.Snapshot()
-	if s.Calls["+1"]["completed"] != 2 || s.Calls["+1"]["no_answer"] != 1 || s.Calls["+2"]["busy"] != 1 {
+	if len(s.Calls) != 2 || s.Calls["+1"]["completed"] != 2 || s.Calls["+1"]["no_answer"] != 1 || s.Calls["+2"]["busy"] != 1 {
 		t.Fatalf("calls %v", s.Calls)
 	}
 }

@@ -43,6 +43,7 @@ type benchFlags struct {
 	smsc         string
 	sip          string
 	timeout      time.Duration
+	warmup       int
 	seed         uint64
 	jsonPath     string
 	quiet        bool
@@ -74,6 +75,7 @@ func (f *benchFlags) register(fs *flag.FlagSet, sweep bool) {
 	fs.StringVar(&f.smsc, "smsc", "", "external SMSC host:port; default: the embedded SMSC simulator")
 	fs.StringVar(&f.sip, "sip", "", "external SIP trunk host:port (UDP); default: the embedded SIP endpoint")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long to wait for outcomes after the last request is produced")
+	fs.IntVar(&f.warmup, "warmup", 200, "requests run before the measured ones, not measured (consumer group join, connections)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the mix and the recipients")
 	fs.StringVar(&f.jsonPath, "json", "", "write the JSON report to `file`")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
@@ -147,6 +149,8 @@ func (f benchFlags) validate() error {
 		return fmt.Errorf("--window: must be >= 1, got %d", f.window)
 	case f.partitions < 1:
 		return fmt.Errorf("--partitions: must be >= 1, got %d", f.partitions)
+	case f.warmup < 0:
+		return fmt.Errorf("--warmup: must be >= 0, got %d", f.warmup)
 	case f.timeout <= 0:
 		return fmt.Errorf("--timeout: must be > 0, got %v", f.timeout)
 	}
@@ -240,17 +244,41 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 
 	runID := "b" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	tally := bench.NewTally(runID+"-", f.receipts)
+	warm := bench.NewTally(runID+"w-", f.receipts)
 	cctx, stopConsume := context.WithCancel(ctx)
 	consumed := make(chan error, 1)
-	go func() { consumed <- bench.Consume(cctx, stack.Brokers, stack.Config.Kafka.EventsTopic, tally, log) }()
+	go func() {
+		consumed <- bench.Consume(cctx, stack.Brokers, stack.Config.Kafka.EventsTopic, func(ev bench.Event) {
+			tally.Observe(ev)
+			warm.Observe(ev)
+		}, log)
+	}()
 	defer func() { stopConsume(); <-consumed }()
 
-	gen, err := bench.NewGenerator(stack.Brokers, stack.Config.Kafka.RequestsTopic, bench.Traffic{
+	traffic := bench.Traffic{
 		Requests: f.requests, Duration: f.duration, Rate: f.rate,
 		Mix:        bench.Mix{UCS2: f.ucs2, Multipart: f.multipart, Voice: f.voice},
 		Recipients: f.recipients, RunID: runID, Tenant: "default", Campaign: "bench",
 		VoicePool: "bench-callers", DLR: f.receipts, Seed: f.seed,
-	}, log)
+	}
+	if f.warmup > 0 { // the pipeline joins its group, connects and warms up: not measured
+		wt := traffic
+		wt.Requests, wt.Duration, wt.Rate, wt.RunID, wt.Seed = f.warmup, 0, 0, runID+"w", f.seed+1
+		wg, err := bench.NewGenerator(stack.Brokers, stack.Config.Kafka.RequestsTopic, wt, log)
+		if err != nil {
+			return bench.Report{}, err
+		}
+		if err := wg.Run(ctx); err != nil {
+			return bench.Report{}, fmt.Errorf("warm-up: %w", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, f.timeout)
+		err = warm.WaitDone(wctx, int(wg.Stats().Acked))
+		cancel()
+		if err != nil {
+			return bench.Report{}, fmt.Errorf("warm-up: %d of %d requests done: %w", warm.Snapshot().Done, f.warmup, err)
+		}
+	}
+	gen, err := bench.NewGenerator(stack.Brokers, stack.Config.Kafka.RequestsTopic, traffic, log)
 	if err != nil {
 		return bench.Report{}, err
 	}
