@@ -32,8 +32,9 @@ type Config struct {
 	MaxInFlight int `yaml:"max_in_flight"`
 	// CommitInterval is how often finished offsets are committed.
 	CommitInterval time.Duration `yaml:"commit_interval"`
-	// MaxMessageBytes is the largest record the writers produce (DLQ copies of big
-	// records included).
+	// MaxMessageBytes is the largest record the writers produce; a DLQ copy of a larger
+	// record is written without its value (header sendcore-truncated). Default 1 MiB,
+	// Kafka's default broker limit: a poison record never blocks on a write it cannot make.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
@@ -53,7 +54,7 @@ func DefaultConfig() Config {
 		MaxWait:           100 * time.Millisecond,
 		MaxInFlight:       20000,
 		CommitInterval:    200 * time.Millisecond,
-		MaxMessageBytes:   16 << 20,
+		MaxMessageBytes:   1 << 20,
 	}
 }
 
