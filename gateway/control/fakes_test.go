@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sendcore/sendcore/dispatch"
@@ -20,7 +21,7 @@ import (
 type memOptOuts struct {
 	mu   sync.RWMutex
 	m    map[string]dispatch.OptOut
-	fail error // returned by every call when set
+	fail atomic.Pointer[error] // returned by every call when set
 }
 
 func newMemOptOuts() *memOptOuts { return &memOptOuts{m: map[string]dispatch.OptOut{}} }
@@ -28,8 +29,8 @@ func newMemOptOuts() *memOptOuts { return &memOptOuts{m: map[string]dispatch.Opt
 func optKey(t, c, a string) string { return t + "\x00" + c + "\x00" + a }
 
 func (s *memOptOuts) OptedOut(tenant, channel, address string) (bool, error) {
-	if s.fail != nil {
-		return false, s.fail
+	if e := s.fail.Load(); e != nil {
+		return false, *e
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -41,8 +42,8 @@ func (s *memOptOuts) OptedOut(tenant, channel, address string) (bool, error) {
 }
 
 func (s *memOptOuts) GetOptOut(tenant, channel, address string) (dispatch.OptOut, bool, error) {
-	if s.fail != nil {
-		return dispatch.OptOut{}, false, s.fail
+	if e := s.fail.Load(); e != nil {
+		return dispatch.OptOut{}, false, *e
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -51,8 +52,8 @@ func (s *memOptOuts) GetOptOut(tenant, channel, address string) (dispatch.OptOut
 }
 
 func (s *memOptOuts) SetOptOut(o dispatch.OptOut) error {
-	if s.fail != nil {
-		return s.fail
+	if e := s.fail.Load(); e != nil {
+		return *e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,7 +48,7 @@ type env struct {
 	limits   *fakeLimits
 	queue    *fakeQueue
 	settings *memSettings
-	ready    error
+	ready    atomic.Pointer[error] // what Backend.Ready returns; nil: ready
 	readTok  string
 	writeTok string
 	client   *http.Client
@@ -72,15 +73,20 @@ func fullBackend(e *env) Backend {
 	e.queue = &fakeQueue{}
 	e.settings = newMemSettings()
 	return Backend{
-		OptOuts:         e.opt,
-		ImportOptOuts:   e.opt.importCSV,
-		ExportOptOuts:   e.opt.exportCSV,
-		History:         e.hist,
-		Tokens:          e.settings,
-		Pools:           e.pools,
-		Limits:          e.limits,
-		Connections:     func() any { return map[string]any{"smpp": []map[string]any{{"name": "carrier-a", "bound": 2}}} },
-		Ready:           func() error { return e.ready },
+		OptOuts:       e.opt,
+		ImportOptOuts: e.opt.importCSV,
+		ExportOptOuts: e.opt.exportCSV,
+		History:       e.hist,
+		Tokens:        e.settings,
+		Pools:         e.pools,
+		Limits:        e.limits,
+		Connections:   func() any { return map[string]any{"smpp": []map[string]any{{"name": "carrier-a", "bound": 2}}} },
+		Ready: func() error {
+			if p := e.ready.Load(); p != nil {
+				return *p
+			}
+			return nil
+		},
 		ValidateRequest: validateChannel,
 		Enqueue:         e.queue.enqueue,
 		CancelCampaign:  cancelFake,
@@ -250,7 +256,8 @@ func TestHealthAndReadiness(t *testing.T) {
 		{"unknown route is 404", "GET", "/nope", "", "", "", 404, "not_found"},
 		{"openapi", "GET", "/openapi.yaml", "", "", "", 200, "openapi: 3"},
 	})
-	e.ready = errFake("kafka unreachable")
+	var notReady error = errFake("kafka unreachable")
+	e.ready.Store(&notReady)
 	st, _, body := e.do(t, "GET", "/readyz", "", "", "")
 	if st != 503 || errorCode(t, body) != "not_ready" || !strings.Contains(body, "kafka unreachable") {
 		t.Fatalf("not ready: %d %s", st, body)
@@ -310,7 +317,8 @@ func TestOptOutRoutes(t *testing.T) {
 
 func TestOptOutBackendErrorIs500WithoutDetail(t *testing.T) {
 	e := startEnv(t, nil, nil)
-	e.opt.fail = errFake("badger: secret internal path /var/lib/x")
+	var fail error = errFake("badger: secret internal path /var/lib/x")
+	e.opt.fail.Store(&fail)
 	st, _, body := e.do(t, "GET", "/v1/optouts/default/sms/+358401234567", e.readTok, "", "")
 	if st != 500 || errorCode(t, body) != "internal" || strings.Contains(body, "badger") {
 		t.Fatalf("backend failure: %d %s", st, body)
