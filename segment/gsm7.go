@@ -1,6 +1,9 @@
 package segment
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // GSM 7-bit default alphabet and its extension table, written from 3GPP TS 23.038
 // §6.2.1 and §6.2.1.1. Septets are sent unpacked in short_message: one septet per octet.
@@ -157,10 +160,12 @@ func encode(dst []byte, text string, enc Encoding) []byte {
 		return dst
 	}
 	for i := 0; i < len(text); {
-		if i+8 <= len(text) && same8(load8(text, i)) {
-			dst = append(dst, text[i:i+8]...)
-			i += 8
-			continue
+		if i+8 <= len(text) {
+			if v := load8(text, i); same8(v) {
+				dst = binary.LittleEndian.AppendUint64(dst, v)
+				i += 8
+				continue
+			}
 		}
 		c := text[i]
 		var g uint16
@@ -188,12 +193,31 @@ func splitGSM(buf []byte, parts []Part, text string, capacity int, c Concat, ref
 	seq, used := 0, 0
 	off := len(buf)
 	buf = appendUDH(buf, c, ref, len(parts), 1)
+	n := len(buf)
+	buf = buf[:cap(buf)]
 	for i := 0; i < len(text); {
 		stop := len(text)
 		if i+8 <= len(text) {
-			if used+8 <= capacity && same8(load8(text, i)) {
-				buf = append(buf, text[i:i+8]...)
+			v := load8(text, i)
+			if used+8 <= capacity && same8(v) {
+				binary.LittleEndian.PutUint64(buf[n:n+8], v)
+				n += 8
 				used += 8
+				i += 8
+				continue
+			}
+			if ext, ok := gsm8(v); ok && used+8+ext <= capacity {
+				// Eight ASCII GSM-7 characters that fit: no cut to check.
+				for _, b := range []byte(text[i : i+8]) {
+					g := tab.code[b]
+					if g&gsmIsExt != 0 {
+						buf[n] = esc
+						n++
+					}
+					buf[n] = byte(g & 0x7F)
+					n++
+				}
+				used += 8 + ext
 				i += 8
 				continue
 			}
@@ -211,27 +235,32 @@ func splitGSM(buf []byte, parts []Part, text string, capacity int, c Concat, ref
 			}
 			if g&gsmIsExt == 0 {
 				if used == capacity {
-					parts[seq].ShortMessage = buf[off:len(buf):len(buf)]
-					seq++
-					off = len(buf)
-					buf = appendUDH(buf, c, ref, len(parts), seq+1)
+					seq, off, n = cutPart(buf, parts, seq, off, n, c, ref)
 					used = 0
 				}
 				used++
-				buf = append(buf, byte(g&0x7F))
+				buf[n] = byte(g & 0x7F)
+				n++
 				continue
 			}
 			if used+2 > capacity {
-				parts[seq].ShortMessage = buf[off:len(buf):len(buf)]
-				seq++
-				off = len(buf)
-				buf = appendUDH(buf, c, ref, len(parts), seq+1)
+				seq, off, n = cutPart(buf, parts, seq, off, n, c, ref)
 				used = 0
 			}
 			used += 2
-			buf = append(buf, esc, byte(g&0x7F))
+			buf[n] = esc
+			buf[n+1] = byte(g & 0x7F)
+			n += 2
 		}
 	}
-	parts[seq].ShortMessage = buf[off:len(buf):len(buf)]
-	return buf
+	parts[seq].ShortMessage = buf[off:n:n]
+	return buf[:n]
+}
+
+// cutPart closes part seq at n and writes the UDH of the next; it returns the new seq,
+// the next part's offset and the write position after its UDH.
+func cutPart(buf []byte, parts []Part, seq, off, n int, c Concat, ref uint16) (int, int, int) {
+	parts[seq].ShortMessage = buf[off:n:n]
+	seq++
+	return seq, n, len(appendUDH(buf[:n], c, ref, len(parts), seq+1))
 }
