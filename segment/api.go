@@ -121,7 +121,7 @@ func (e *Error) Is(target error) bool {
 //
 // It does not allocate unless Options.Smart changes the text or the text is invalid UTF-8.
 func CountText(text string, opt Options) (Count, error) {
-	p, err := makePlan(text, opt)
+	p, err := makePlan(text, opt, false)
 	return Count{Encoding: p.enc, Segments: p.segments, Units: p.units, Language: p.lang}, err
 }
 
@@ -141,7 +141,7 @@ func CountText(text string, opt Options) (Count, error) {
 // With a Message reused across calls, Split does not allocate once its buffers have
 // grown; a fresh Message costs two allocations (parts and bytes).
 func Split(m *Message, text string, opt Options, ref uint16) error {
-	p, err := makePlan(text, opt)
+	p, err := makePlan(text, opt, true)
 	m.Encoding, m.Units, m.Text, m.Segments, m.Language = p.enc, p.units, p.text, p.segments, p.lang
 	m.Parts = m.Parts[:0]
 	if err != nil {
@@ -173,6 +173,16 @@ func Split(m *Message, text string, opt Options, ref uint16) error {
 		m.Parts = append(m.Parts, Part{ShortMessage: buf, DataCoding: dc, Seq: 1, Total: 1, Ref: ref, Payload: !p.single})
 		return nil
 	}
+	if p.enc == UCS2 {
+		return m.splitUCS2(&p, opt, ref)
+	}
+	m.initParts(&p, opt, ref, dc)
+	m.buf = splitGSM(m.grow(p.octets()+p.segments*p.udhLen), m.Parts, p.text, p.capMulti, opt.Concat, ref)
+	return nil
+}
+
+// initParts sizes m.Parts to p.segments and fills in everything but ShortMessage.
+func (m *Message) initParts(p *plan, opt Options, ref uint16, dc byte) {
 	if cap(m.Parts) < p.segments {
 		m.Parts = make([]Part, 0, p.segments)
 	}
@@ -180,14 +190,6 @@ func Split(m *Message, text string, opt Options, ref uint16) error {
 	for i := range m.Parts {
 		m.Parts[i] = Part{DataCoding: dc, UDHI: p.udhLen > 0, Seq: i + 1, Total: p.segments, Ref: ref, SAR: opt.Concat == ConcatSAR}
 	}
-	buf := m.grow(p.octets() + p.segments*p.udhLen)
-	if p.enc == GSM7 {
-		buf = splitGSM(buf, m.Parts, p.text, p.capMulti, opt.Concat, ref)
-	} else {
-		buf = splitUCS2(buf, m.Parts, p.text, p.capMulti, opt.Concat, ref)
-	}
-	m.buf = buf
-	return nil
 }
 
 // appendUDH appends the concatenation UDH of part seq of total (none for SAR).
@@ -209,19 +211,28 @@ func (m *Message) grow(n int) []byte {
 	return m.buf[:0]
 }
 
-// splitUCS2 encodes a UCS-2 text into parts cut where pack counts, and sets each part's
-// ShortMessage (UDH, then UTF-16BE). buf has room for everything.
-func splitUCS2(buf []byte, parts []Part, text string, capacity int, c Concat, ref uint16) []byte {
+// splitUCS2 cuts a multi-part UCS-2 text where pack counts (counting it first when
+// makePlan left that to it), and encodes the parts (UDH, then UTF-16BE).
+func (m *Message) splitUCS2(p *plan, opt Options, ref uint16) error {
 	var ends [MaxSegments]int32
-	pack(text, capacity, ends[:len(parts)])
-	start := 0
-	for i := range parts {
-		off := len(buf)
-		buf = appendUDH(buf, c, ref, len(parts), i+1)
-		end := int(ends[i])
-		buf = encode(buf, text[start:end], UCS2)
-		start = end
-		parts[i].ShortMessage = buf[off:len(buf):len(buf)]
+	segs := pack(p.text, p.capMulti, ends[:])
+	if p.segments == 0 {
+		p.segments, m.Segments = segs, segs
+		if err := p.check(opt); err != nil {
+			return err
+		}
 	}
-	return buf
+	m.initParts(p, opt, ref, dcUCS2)
+	buf := m.grow(p.octets() + p.segments*p.udhLen)
+	start := 0
+	for i := range m.Parts {
+		off := len(buf)
+		buf = appendUDH(buf, opt.Concat, ref, p.segments, i+1)
+		end := int(ends[i])
+		buf = encode(buf, p.text[start:end], UCS2)
+		start = end
+		m.Parts[i].ShortMessage = buf[off:len(buf):len(buf)]
+	}
+	m.buf = buf
+	return nil
 }

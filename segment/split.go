@@ -41,8 +41,9 @@ type plan struct {
 }
 
 // makePlan chooses the encoding and counts units and segments, exactly where Split cuts
-// (splitGSM, splitUCS2).
-func makePlan(text string, opt Options) (plan, error) {
+// (splitGSM, splitUCS2). With forSplit, the segments of a multi-part UCS-2 text with
+// clusters are left 0 for splitUCS2 to count while it cuts.
+func makePlan(text string, opt Options, forSplit bool) (plan, error) {
 	if opt.Smart {
 		text = Smart(text)
 	}
@@ -85,6 +86,8 @@ func makePlan(text string, opt Options) (plan, error) {
 		p.single, p.segments, p.udhLen = true, 1, 0
 	case simple:
 		p.segments = (units + multi - 1) / multi
+	case forSplit && opt.National == 0 && opt.Concat != ConcatPayload:
+		return p, nil // counted by splitUCS2
 	default:
 		p.segments = pack(text, multi, nil)
 	}
