@@ -157,18 +157,19 @@ func scanGSM(text string, capacity int) (units, segs int, bad int) {
 	for i := 0; i < len(text); {
 		stop := len(text)
 		if i+8 <= len(text) {
-			if ext, ok := gsm8(load8(text, i)); ok {
-				if ext == 0 {
-					// Eight one-septet characters: any cut between them is allowed.
-					units += 8
-					used += 8
-					if used > capacity {
-						segs++
-						used -= capacity
-					}
-					i += 8
-					continue
+			v := load8(text, i)
+			if plain8(v) {
+				// Eight one-septet characters: any cut between them is allowed.
+				units += 8
+				used += 8
+				if used > capacity {
+					segs++
+					used -= capacity
 				}
+				i += 8
+				continue
+			}
+			if ext, ok := gsm8(v); ok {
 				if n := 8 + ext; used+n <= capacity {
 					units += n
 					used += n
