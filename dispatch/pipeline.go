@@ -596,14 +596,14 @@ func (p *Pipeline) pickFrom(j *job, channel, def string) bool {
 		if err != nil {
 			switch {
 			case !retryAt.IsZero():
-				p.hold(j, retryAt, "pool_exhausted")
-			case isUnknownPool(err):
+				p.hold(j, retryAt, ReasonPoolExhausted)
+			case errors.Is(err, ErrUnknownPool):
 				ev := j.event(StatusRejected)
 				ev.Reason, ev.Detail = ReasonUnknownPool, fmt.Sprintf("pool: %q: %v", r.Pool, err)
 				p.emitFinal(j, ev, string(StatusRejected))
 			default:
 				ev := j.event(StatusFailed)
-				ev.Reason, ev.Detail = "pool_exhausted", fmt.Sprintf("pool: %q: %v", r.Pool, err)
+				ev.Reason, ev.Detail = ReasonPoolExhausted, fmt.Sprintf("pool: %q: %v", r.Pool, err)
 				p.emitFinal(j, ev, string(StatusFailed))
 			}
 			return false
@@ -615,36 +615,6 @@ func (p *Pipeline) pickFrom(j *job, channel, def string) bool {
 	return true
 }
 
-// isUnknownPool recognises the pool registry's unknown-pool error without naming its
-// sentinel (pools.go is built in parallel): by its message.
-func isUnknownPool(err error) bool {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if s := e.Error(); len(s) >= 12 && containsFold(s, "unknown pool") {
-			return true
-		}
-	}
-	return false
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		ok := true
-		for k := 0; k < len(sub); k++ {
-			c := s[i+k]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[k] {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
 
 // reserve asks the limiter for n units. It returns (proceed now, ok); when the wait is
 // short it re-enters cont on a timer (not blocking the worker, so other keys go on);
@@ -656,7 +626,7 @@ func (p *Pipeline) reserve(j *job, n int, cont func()) bool {
 	wait, err := p.o.Limiter.Reserve(j.ev.Tenant, j.ev.From, j.p.to, n, p.now())
 	if err != nil {
 		ev := j.event(StatusFailed)
-		ev.Reason, ev.Detail = "recipient_cap", err.Error()
+		ev.Reason, ev.Detail = ReasonRecipientCap, err.Error()
 		p.emitFinal(j, ev, string(StatusFailed))
 		return false
 	}
@@ -667,6 +637,9 @@ func (p *Pipeline) reserve(j *job, n int, cont func()) bool {
 		p.m.limiterWaits.WithLabelValues("timer").Inc()
 		time.AfterFunc(wait, cont)
 	default:
+		// Held, not sent now: give the tokens and the recipient-cap count back, since the
+		// request reserves again when it comes back from the schedule.
+		p.o.Limiter.Cancel(j.ev.Tenant, j.ev.From, j.p.to, n, p.now())
 		p.m.limiterWaits.WithLabelValues("hold").Inc()
 		p.hold(j, p.now().Add(wait), "rate_limited")
 	}

@@ -63,6 +63,8 @@ type RateLimiter interface {
 	// the caller must wait before sending; it never blocks. An error (a recipient cap)
 	// means the request may not be sent.
 	Reserve(tenant, sender, recipient string, n int, now time.Time) (wait time.Duration, err error)
+	// Cancel gives back a reservation the caller will not use now (the request is held).
+	Cancel(tenant, sender, recipient string, n int, now time.Time)
 }
 
 // NumberPicker is the pipeline's view of *Pools (pools.go).
