@@ -279,7 +279,10 @@ func (g *Gateway) backend(db *storage.DB, kc *kafka.Client, pipe *dispatch.Pipel
 			}
 			return v
 		},
-		Ready:   ready,
+		Ready: ready,
+		ValidateRequest: func(record []byte) error {
+			return dispatch.ValidateRequest(record, g.cfg.Dispatch.MaxRequestBytes, g.cfg.Dispatch.SmartEncoding)
+		},
 		Enqueue: kc.Enqueue,
 		CancelCampaign: func(_ context.Context, tenant, campaign string) (int, error) {
 			return pipe.CancelCampaign(tenant, campaign)
