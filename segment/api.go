@@ -64,7 +64,7 @@ type Part struct {
 	// With ConcatPayload it is the message_payload TLV value and short_message is empty.
 	ShortMessage []byte
 	DataCoding   byte
-	UDHI         bool // set esm_class bit 0x40
+	UDHI         bool // set esm_class bit 0x40: ShortMessage starts with a UDH
 	Seq, Total   int  // 1-based sequence and total parts
 	Ref          uint16
 	SAR          bool // carry Ref/Total/Seq in sar_* TLVs (ConcatSAR, multi-part only)
@@ -93,6 +93,7 @@ type Error struct {
 	Detail string
 }
 
+// Error returns "segment: <code>: <detail>".
 func (e *Error) Error() string { return "segment: " + e.Code + ": " + e.Detail }
 
 // Sentinels for errors.Is on *Error codes.
@@ -130,8 +131,8 @@ func CountText(text string, opt Options) (Count, error) {
 // 8-bit UDH carries its low byte. It counts exactly as CountText and fails with the same
 // errors, leaving m.Parts empty.
 //
-// Parts: a text that fits one segment is one Part without UDH, whatever opt.Concat. A
-// longer text is, by opt.Concat: parts with a UDH (IEI 0x00 or 0x08, UDHI set); parts
+// Parts: a text that fits one segment is one Part without UDH, whatever opt.Concat
+// (unless a national language table is used: see Options.National). A longer text is, by opt.Concat: parts with a UDH (IEI 0x00 or 0x08, UDHI set); parts
 // without UDH and SAR set (the sar_* TLVs carry Ref, Total, Seq); or one Part with
 // Payload set holding the whole encoded text. GSM-7 is unpacked (one septet per octet),
 // UCS-2 is UTF-16BE. An extension character never loses its escape at a part's end, a
