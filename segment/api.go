@@ -140,7 +140,8 @@ func CountText(text string, opt Options) (Count, error) {
 // it fits in one.
 //
 // With a Message reused across calls, Split does not allocate once its buffers have
-// grown; a fresh Message costs two allocations (parts and bytes).
+// grown; a fresh Message costs two allocations (parts and bytes). Split and CountText are
+// safe for concurrent use; concurrent Splits need distinct Messages. m must not be nil.
 func Split(m *Message, text string, opt Options, ref uint16) error {
 	p, err := makePlan(text, opt, true)
 	m.Encoding, m.Units, m.Text, m.Segments, m.Language = p.enc, p.units, p.text, p.segments, p.lang

@@ -410,3 +410,41 @@ func TestGSMNoClusters(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrent guarantees that CountText and Split share no mutable state: with distinct
+// Messages they run in parallel under the race detector and give identical results.
+func TestConcurrent(t *testing.T) {
+	texts := []string{"hello", strings.Repeat("€", 81), strings.Repeat("ж😀", 50), "“smart” — ok", strings.Repeat("Ğş", 40)}
+	opt := Options{Smart: true, National: Languages(Turkish)}
+	want := make([]string, len(texts))
+	for i, s := range texts {
+		var m Message
+		if err := Split(&m, s, opt, 1); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = fmt.Sprint(m.Parts)
+	}
+	done := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var m Message
+			for n := 0; n < 200; n++ {
+				i := n % len(texts)
+				if _, err := CountText(texts[i], opt); err != nil {
+					done <- err.Error()
+					return
+				}
+				if err := Split(&m, texts[i], opt, 1); err != nil || fmt.Sprint(m.Parts) != want[i] {
+					done <- fmt.Sprintf("text %d: %v", i, err)
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if msg := <-done; msg != "" {
+			t.Fatal(msg)
+		}
+	}
+}
