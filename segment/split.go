@@ -270,7 +270,22 @@ func isolated(r rune) bool {
 func pack(text string, capacity int, ends []int32) int {
 	segs, used := 1, 0
 	for i := 0; i < len(text); {
-		end, units := nextCluster(text, i)
+		var end, units int
+		if c := text[i]; c < 0xCC {
+			// ASCII or a two-byte rune below U+0300: isolated; so is the next one if its
+			// lead byte is below 0xCC too, and then this rune is a cluster of one unit.
+			end = i + 1
+			if c >= utf8.RuneSelf {
+				end = i + 2
+			}
+			if end < len(text) && text[end] >= 0xCC {
+				end, units = nextCluster(text, i)
+			} else {
+				units = 1
+			}
+		} else {
+			end, units = nextCluster(text, i)
+		}
 		if used+units > capacity {
 			if units <= capacity {
 				if segs <= len(ends) {
