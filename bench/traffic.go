@@ -140,10 +140,9 @@ func pad7(n int) string {
 
 // builder makes the requests of one Traffic; it is not safe for concurrent use.
 type builder struct {
-	t    Traffic
-	rng  *rand.Rand
-	dlr  bool
-	meta map[string]string
+	t   Traffic
+	rng *rand.Rand
+	dlr bool
 }
 
 func newBuilder(t Traffic) *builder {

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ErrRecipientCap: the recipient already got RecipientMax messages in the current window
+// ErrRecipientCap means the recipient already got RecipientMax messages in the current window
 // (event reason recipient_cap).
 var ErrRecipientCap = errors.New("dispatch: recipient cap reached")
 

@@ -615,7 +615,6 @@ func (p *Pipeline) pickFrom(j *job, channel, def string) bool {
 	return true
 }
 
-
 // reserve asks the limiter for n units. It returns (proceed now, ok); when the wait is
 // short it re-enters cont on a timer (not blocking the worker, so other keys go on);
 // when long it holds the job in the schedule; on a cap it fails the job.

@@ -167,25 +167,25 @@ func TestMixedRunOneTerminalPerID(t *testing.T) {
 		id := fmt.Sprintf("m-%d", i)
 		to := fmt.Sprintf("+35840%07d", i)
 		src := fmt.Sprintf("t/0/%d", i)
-		switch {
-		case i%50 == 7:
+		switch i % 50 {
+		case 7:
 			h.store.SetOptOut(OptOut{Tenant: "default", Channel: ChannelAll, Address: to, OptedOut: true})
 			h.src.push(to, req(id, to, "hi"), src)
 			want[id] = StatusSuppressed
-		case i%50 == 11:
+		case 11:
 			h.src.push(to, req(id, "12", "hi"), src)
 			want[id] = StatusRejected
 			invalid++
-		case i%50 == 13:
+		case 13:
 			h.src.push(to, `{"id":`, src)
 			invalid++
-		case i%50 == 17:
+		case 17:
 			h.src.push(to, req(id, to, strings.Repeat("a", 200), "not_before", time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)), src)
 			want[id], wantParts[id] = StatusDelivered, 2
-		case i%50 == 19:
+		case 19:
 			h.src.push(to, req(id, to, strings.Repeat("ä", 100)), src)
 			want[id], wantParts[id] = StatusDelivered, 2
-		case i%50 == 23:
+		case 23:
 			h.src.push(to, req("m-0", to, "dup"), src)
 			want[id] = "" // the duplicate's event is on m-0
 		default:

@@ -60,7 +60,7 @@ type number struct {
 type Pool struct {
 	cfg      PoolConfig
 	health   HealthConfig
-	strat    uint8
+	strategy uint8
 	cooldown int64
 	nums     []number
 	index    map[string]int32
@@ -98,10 +98,10 @@ func New(cfg PoolConfig) (*Pool, error) {
 		index:    make(map[string]int32, len(cfg.Numbers)),
 		avail:    newBitset(len(cfg.Numbers)),
 	}
-	p.strat = map[string]uint8{"round_robin": stratRoundRobin, "weighted": stratWeighted,
+	p.strategy = map[string]uint8{"round_robin": stratRoundRobin, "weighted": stratWeighted,
 		"least_used": stratLeastUsed, "sticky": stratSticky, "local_presence": stratLocal}[cfg.Strategy]
 	p.timer = newHeap(len(p.nums))
-	if p.strat == stratWeighted || p.strat == stratLeastUsed {
+	if p.strategy == stratWeighted || p.strategy == stratLeastUsed {
 		p.sheap = newHeap(len(p.nums))
 	}
 	for i, nc := range cfg.Numbers {
@@ -119,7 +119,7 @@ func New(cfg PoolConfig) (*Pool, error) {
 		}
 		p.index[nc.Number] = int32(i)
 	}
-	switch p.strat {
+	switch p.strategy {
 	case stratSticky:
 		p.ring = newRing(p.nums)
 	case stratLocal:
@@ -144,7 +144,7 @@ func (p *Pool) Len() int { return len(p.nums) }
 func (p *Pool) Pick(to string, now time.Time) (number string, retryAt time.Time, err error) {
 	t := now.UnixNano()
 	p.release(t)
-	if p.strat == stratLeastUsed {
+	if p.strategy == stratLeastUsed {
 		if d := t / nsDay; d != p.day {
 			p.newDay(t)
 		}
@@ -235,10 +235,10 @@ func (p *Pool) place(i int32, t int64) {
 		n.state, n.probN, n.probOK = StateProbation, 0, 0
 		n.win.reset()
 	}
-	switch {
-	case n.state == StateDisabled:
+	switch n.state {
+	case StateDisabled:
 		return
-	case n.state == StateQuarantined:
+	case StateQuarantined:
 		p.toTimer(i, n.until)
 		return
 	}
@@ -254,7 +254,7 @@ func (p *Pool) place(i int32, t int64) {
 	n.where = whereAvail
 	p.avail.set(i)
 	p.nAvail++
-	switch p.strat {
+	switch p.strategy {
 	case stratWeighted:
 		if n.pass < p.vtime {
 			n.pass = p.vtime // no credit for the time away: no burst on return
@@ -306,7 +306,7 @@ func (p *Pool) choose(to string) int32 {
 		return -1
 	}
 	n := len(p.nums)
-	switch p.strat {
+	switch p.strategy {
 	case stratWeighted, stratLeastUsed:
 		return p.sheap.top()
 	case stratSticky:
@@ -349,7 +349,7 @@ func (p *Pool) use(i int32, t int64) {
 	p.seq++
 	p.picks++
 	n.useSeq = p.seq
-	if p.strat == stratWeighted {
+	if p.strategy == stratWeighted {
 		p.vtime = n.pass
 		n.pass += n.stride
 	}
@@ -364,9 +364,9 @@ func (p *Pool) use(i int32, t int64) {
 		n.benchAt = p.picks + uint64(math.Ceil(float64(p.nAvail+1)/p.health.ProbationShare))
 		n.where = whereBench
 		p.bench = append(p.bench, i)
-	case p.strat == stratWeighted:
+	case p.strategy == stratWeighted:
 		p.sheap.setKey(i, n.pass)
-	case p.strat == stratLeastUsed:
+	case p.strategy == stratLeastUsed:
 		p.sheap.setKey(i, p.usesKey(i))
 	}
 }
@@ -410,7 +410,7 @@ func (p *Pool) Inherit(old *Pool, now time.Time) {
 			}
 		}
 	}
-	if p.strat == stratLeastUsed {
+	if p.strategy == stratLeastUsed {
 		p.day = t / nsDay
 	}
 	for i := range p.nums {

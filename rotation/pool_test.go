@@ -204,16 +204,16 @@ func TestCapsCooldownAndExhaustion(t *testing.T) {
 		{"disabled: never", NumberConfig{Number: "+358401110001", Disabled: true}, 0, 0, time.Time{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, strat := range []string{"round_robin", "weighted", "least_used", "sticky", "local_presence"} {
-				p := mustPool(t, PoolConfig{Strategy: strat, Cooldown: tc.cooldown, Numbers: []NumberConfig{tc.num}})
+			for _, strategy := range []string{"round_robin", "weighted", "least_used", "sticky", "local_presence"} {
+				p := mustPool(t, PoolConfig{Strategy: strategy, Cooldown: tc.cooldown, Numbers: []NumberConfig{tc.num}})
 				picks(t, p, "+358409999999", tc.uses, t0)
 				_, retry, err := p.Pick("+358409999999", t0)
 				if !errors.Is(err, ErrExhausted) || !retry.Equal(tc.wantRetry) {
-					t.Fatalf("%s: got retry %v err %v, want %v %v", strat, retry, err, tc.wantRetry, ErrExhausted)
+					t.Fatalf("%s: got retry %v err %v, want %v %v", strategy, retry, err, tc.wantRetry, ErrExhausted)
 				}
 				if !tc.wantRetry.IsZero() {
 					if _, _, err := p.Pick("+358409999999", tc.wantRetry); err != nil {
-						t.Fatalf("%s: at retryAt: %v", strat, err)
+						t.Fatalf("%s: at retryAt: %v", strategy, err)
 					}
 				}
 			}

@@ -27,7 +27,7 @@ func optOutCSV(n int) []byte {
 	b.WriteString("tenant,channel,address\n")
 	for i := range n {
 		b.WriteString("default,sms,+3584")
-		b.WriteString(fmt.Sprintf("%08d", 2*i))
+		fmt.Fprintf(&b, "%08d", 2*i)
 		b.WriteByte('\n')
 	}
 	return b.Bytes()

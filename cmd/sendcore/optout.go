@@ -296,7 +296,7 @@ func optoutAPI(ctx context.Context, sub, arg string, f optoutFlags, io stdio) in
 		}
 		return printResult(io, res)
 	case "import":
-		var in reader = io.in
+		in := reader(io.in)
 		if arg != "-" {
 			file, err := os.Open(arg)
 			if err != nil {

@@ -130,7 +130,7 @@ Flags:`)
 	if err := segment.Split(&m, text, opt, uint16(*ref)); err != nil {
 		code, msg := segmentErrorCode(err)
 		if *asJSON {
-			writeJSONLine(io.out, segmentError{Error: segmentErrorBody{Code: code, Message: msg}})
+			_ = writeJSONLine(io.out, segmentError{Error: segmentErrorBody{Code: code, Message: msg}})
 		} else {
 			fmt.Fprintf(io.err, "sendcore segment: %s: %s\n", code, msg)
 		}
@@ -336,7 +336,14 @@ func segmentLine(m *segment.Message, line []byte, lineNo int, def segment.Option
 		code, msg := segmentErrorCode(err)
 		return fail(code, "line %d: %s", lineNo, msg)
 	}
-	return resultOf(req.ID, m)
+	return jsonlResult{ID: req.ID, segmentResult: resultOf(nil, m)}
+}
+
+// jsonlResult is a --jsonl result line: "id" is always present (null when the request
+// had none).
+type jsonlResult struct {
+	ID *string `json:"id"`
+	segmentResult
 }
 
 // readLine returns the next line without its newline. A line longer than max is consumed

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 )
@@ -76,6 +75,3 @@ func safeText(s string) string {
 		return r
 	}, s)
 }
-
-// validUTF8 reports whether b is valid UTF-8 (bodies and path parameters must be).
-func validUTF8(b []byte) bool { return utf8.Valid(b) }

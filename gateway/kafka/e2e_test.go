@@ -364,7 +364,7 @@ func runMix(t *testing.T, n int) {
 		}
 		var terms []dispatch.Status
 		for _, e := range evs[c.id] {
-			if e.Status.Terminal() && !(c.id == "r-0" && e.Status == dispatch.StatusDuplicate) {
+			if e.Status.Terminal() && (c.id != "r-0" || e.Status != dispatch.StatusDuplicate) {
 				terms = append(terms, e.Status)
 			}
 			if e.Status == dispatch.StatusSubmitted || e.Status == dispatch.StatusDelivered {
