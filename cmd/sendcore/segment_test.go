@@ -118,6 +118,7 @@ func TestSegmentJSONL(t *testing.T) {
 		`{"id":7,"text":"x"}`,
 		`{"id":"smart","text":"“q”","smart_encoding":true}`,
 		`{"id":"flagsmart","text":"“q”"}`,
+		`{"text":"no id"}`,
 		`{"id":"last","text":"bye"}`, // no trailing newline
 	}, "\n")
 	code, out, errOut := runSegment(t, context.Background(), input, "--jsonl", "--smart")
@@ -128,7 +129,7 @@ func TestSegmentJSONL(t *testing.T) {
 	want := []struct{ id, errCode string }{
 		{"ok", ""}, {"long", ""}, {"mismatch", "encoding_mismatch"}, {"", "invalid_json"},
 		{"notext", "missing_field"}, {"empty", "missing_field"}, {"badenc", "invalid_field"},
-		{"badsmart", "invalid_field"}, {"", "invalid_field"}, {"smart", ""}, {"flagsmart", ""}, {"last", ""},
+		{"badsmart", "invalid_field"}, {"", "invalid_field"}, {"smart", ""}, {"flagsmart", ""}, {"", ""}, {"last", ""},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d output lines, want %d:\n%s", len(lines), len(want), out)
@@ -154,6 +155,9 @@ func TestSegmentJSONL(t *testing.T) {
 			if r.Error.Message == "" {
 				t.Errorf("line %d: error without message", i+1)
 			}
+		}
+		if !strings.HasPrefix(lines[i], `{"id":`) {
+			t.Errorf("line %d does not start with the id: %s", i+1, lines[i])
 		}
 		if gotID != w.id || gotCode != w.errCode {
 			t.Errorf("line %d: id %q error %q, want id %q error %q: %s", i+1, gotID, gotCode, w.id, w.errCode, lines[i])
