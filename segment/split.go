@@ -10,18 +10,17 @@ import (
 
 // Capacities per segment (140 octets of user data).
 const (
-	gsmSingle   = 160 // septets, no UDH
-	gsmUDH8     = 153 // septets after a 6-octet UDH (IEI 0x00)
-	gsmUDH16    = 152 // septets after a 7-octet UDH (IEI 0x08)
-	ucs2Single  = 70  // UTF-16 code units, no UDH
-	ucs2UDH8    = 67
-	ucs2UDH16   = 66
-	udh8Len     = 6 // 05 00 03 ref total seq
-	udh16Len    = 7 // 06 08 04 refhi reflo total seq
-	maxPayload  = 65535
-	dcGSM7      = 0x00
-	dcUCS2      = 0x08
-	maxSegments = MaxSegments
+	gsmSingle  = 160 // septets, no UDH
+	gsmUDH8    = 153 // septets after a 6-octet UDH (IEI 0x00)
+	gsmUDH16   = 152 // septets after a 7-octet UDH (IEI 0x08)
+	ucs2Single = 70  // UTF-16 code units, no UDH
+	ucs2UDH8   = 67
+	ucs2UDH16  = 66
+	udh8Len    = 6 // 05 00 03 ref total seq
+	udh16Len   = 7 // 06 08 04 refhi reflo total seq
+	maxPayload = 65535
+	dcGSM7     = 0x00
+	dcUCS2     = 0x08
 )
 
 // MaxSegments is the most segments a concatenated message can have (the 8-bit total of
@@ -108,7 +107,7 @@ func (p *plan) check(opt Options) error {
 		}
 		return nil
 	}
-	if p.segments > maxSegments {
+	if p.segments > MaxSegments {
 		return &Error{Code: "too_long", Detail: strconv.Itoa(p.segments) + " segments exceed the maximum of 255"}
 	}
 	return nil
