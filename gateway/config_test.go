@@ -119,3 +119,5 @@ func TestDefaultConfigValid(t *testing.T) {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
+
+func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o600) }
