@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +50,9 @@ type benchFlags struct {
 	jsonPath     string
 	quiet        bool
 	logLevel     string
+	cpuProfile   string
+	memProfile   string
+	mutexProfile string
 }
 
 // register defines the flags; a sweep defines binds, window and smsc latency as lists
@@ -80,6 +85,9 @@ func (f *benchFlags) register(fs *flag.FlagSet, sweep bool) {
 	fs.StringVar(&f.jsonPath, "json", "", "write the JSON report to `file`")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
 	fs.StringVar(&f.logLevel, "log-level", "error", "log level of the gateway and peers: debug|info|warn|error")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase (after warm-up) to `file`")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile (alloc_space/alloc_objects of the measured phase) to `file`")
+	fs.StringVar(&f.mutexProfile, "mutexprofile", "", "write mutex and block contention profiles of the measured phase to `file` and `file`.block")
 }
 
 // settings returns every flag's value, by flag name.
@@ -282,6 +290,10 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 	if err != nil {
 		return bench.Report{}, err
 	}
+	stopProfiles, err := startProfiles(f)
+	if err != nil {
+		return bench.Report{}, err
+	}
 	pctx, stopProgress := context.WithCancel(ctx)
 	progressDone := make(chan struct{})
 	if !f.quiet {
@@ -304,6 +316,9 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 		cancel()
 	}
 	after := bench.SampleUsage()
+	if err := stopProfiles(); err != nil {
+		fmt.Fprintln(io.err, "sendcore bench: profile:", err)
+	}
 	stopProgress()
 	<-progressDone
 	if genErr != nil {
@@ -441,4 +456,53 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return fh.Close()
+}
+
+// startProfiles starts the profiles f asks for and returns the function that stops them
+// and writes the files. The allocation profile counts from the call on: the rate is set
+// to every 512 KiB (the runtime default) and the counters are read as a delta.
+func startProfiles(f benchFlags) (func() error, error) {
+	var stops []func() error
+	if f.cpuProfile != "" {
+		fh, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(fh); err != nil {
+			fh.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		stops = append(stops, func() error { pprof.StopCPUProfile(); return fh.Close() })
+	}
+	if f.memProfile != "" {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		stops = append(stops, func() error {
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			fmt.Fprintf(os.Stderr, "sendcore bench: measured phase: %d mallocs, %d bytes allocated, %d GCs\n",
+				after.Mallocs-before.Mallocs, after.TotalAlloc-before.TotalAlloc, after.NumGC-before.NumGC)
+			return writeFile(f.memProfile, func(w io.Writer) error { return pprof.Lookup("allocs").WriteTo(w, 0) })
+		})
+	}
+	if f.mutexProfile != "" {
+		runtime.SetMutexProfileFraction(10)
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+		stops = append(stops, func() error {
+			runtime.SetMutexProfileFraction(0)
+			runtime.SetBlockProfileRate(0)
+			if err := writeFile(f.mutexProfile, func(w io.Writer) error { return pprof.Lookup("mutex").WriteTo(w, 0) }); err != nil {
+				return err
+			}
+			return writeFile(f.mutexProfile+".block", func(w io.Writer) error { return pprof.Lookup("block").WriteTo(w, 0) })
+		})
+	}
+	return func() error {
+		var errs []error
+		for _, s := range stops {
+			errs = append(errs, s())
+		}
+		return errors.Join(errs...)
+	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,18 @@ type Client struct {
 	log     *slog.Logger
 	m       *metrics
 
-	events, dlq, optouts, requests *kgo.Writer
+	dlq, optouts, requests *kgo.Writer
+
+	// events is asynchronous: WriteEventsAsync hands records to it and its Completion
+	// (eventsDone, on the partition's writer goroutine) retries a failed batch with
+	// eventsRetry before that partition writes anything else, so that order per key
+	// holds, then runs the callers' callbacks.
+	events, eventsRetry *kgo.Writer
+	// retryCtx bounds the retries of eventsDone; Close cancels it after its flush deadline.
+	retryCtx    context.Context
+	retryCancel context.CancelFunc
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // NewClient builds a client for brokers (the embedded broker's Addrs, or cfg.Brokers).
@@ -44,12 +56,29 @@ func NewClient(cfg Config, brokers []string, node string, log *slog.Logger, reg 
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	c := &Client{cfg: cfg, brokers: brokers, node: node, log: log, m: newMetrics(reg)}
+	c.retryCtx, c.retryCancel = context.WithCancel(context.Background())
 	c.events = c.writer(cfg.EventsTopic)
+	c.events.Async = true
+	c.events.Completion = c.eventsDone
+	// Attempts in place (same partition goroutine) before eventsDone takes over.
+	c.events.MaxAttempts = 3
+	c.eventsRetry = c.writer(cfg.EventsTopic)
 	c.dlq = c.writer(cfg.DLQTopic)
 	c.optouts = c.writer(cfg.OptoutsTopic)
 	c.requests = c.writer(cfg.RequestsTopic)
 	return c, nil
 }
+
+// writerBatchSize is the most records of one produce request per partition. kafka-go
+// allocates a slice of this many Messages (about 150 bytes each) for every batch it
+// opens, however few records the batch ends up with: at 8192 that was 1.2 MB per batch
+// and 80 % of all the bytes the gateway allocated. A full batch is sent at once.
+const writerBatchSize = 256
+
+// writerBatchTimeout is how long a batch that is not full waits for more records. kafka-go
+// sends nothing before a batch is full or this has passed (there is no "send when idle"),
+// so it is a floor of every write's latency.
+const writerBatchTimeout = time.Millisecond
 
 // writer returns a synchronous, batching writer that waits for every in-sync replica:
 // WriteMessages returns once the whole batch is acknowledged. Partitioning by key with
@@ -60,24 +89,36 @@ func (c *Client) writer(topic string) *kgo.Writer {
 		Topic:        topic,
 		Balancer:     &kgo.Murmur2Balancer{},
 		RequiredAcks: kgo.RequireAll,
-		BatchSize:    8192,
+		BatchSize:    writerBatchSize,
 		BatchBytes:   int64(c.cfg.MaxMessageBytes),
-		BatchTimeout: 2 * time.Millisecond,
+		BatchTimeout: writerBatchTimeout,
 		MaxAttempts:  3,
 		WriteTimeout: 10 * time.Second,
 		ReadTimeout:  10 * time.Second,
 	}
 }
 
-// Close flushes and closes every writer.
+// closeFlushTimeout bounds how long Close keeps retrying event batches that fail.
+const closeFlushTimeout = 10 * time.Second
+
+// Close flushes and closes every writer: events handed to WriteEventsAsync before are
+// written (their callbacks run) or, when they still fail after closeFlushTimeout, given
+// up on (counted, logged, callbacks run with an error). Later calls return the first
+// result.
 func (c *Client) Close() error {
-	var errs []error
-	for _, w := range []*kgo.Writer{c.events, c.dlq, c.optouts, c.requests} {
-		if err := w.Close(); err != nil {
-			errs = append(errs, err)
+	c.closeOnce.Do(func() {
+		t := time.AfterFunc(closeFlushTimeout, c.retryCancel)
+		var errs []error
+		for _, w := range []*kgo.Writer{c.events, c.eventsRetry, c.dlq, c.optouts, c.requests} {
+			if err := w.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
-	}
-	return errors.Join(errs...)
+		t.Stop()
+		c.retryCancel()
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
 }
 
 // write writes msgs with w, retrying the failed ones with backoff until ctx is done. It
