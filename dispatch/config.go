@@ -94,6 +94,9 @@ type Config struct {
 	ScheduleLease time.Duration `yaml:"schedule_lease"`
 	// EventBatch is the largest batch of events written at once.
 	EventBatch int `yaml:"event_batch"`
+	// ReceiptSweep is how often submissions whose receipt_ttl passed are looked for
+	// (they end in undelivered, receipt_timeout).
+	ReceiptSweep time.Duration `yaml:"receipt_sweep"`
 }
 
 // DefaultConfig returns the pipeline defaults.
@@ -115,6 +118,7 @@ func DefaultConfig() Config {
 		ScheduleBatch:   1000,
 		ScheduleLease:   time.Minute,
 		EventBatch:      4096,
+		ReceiptSweep:    time.Second,
 	}
 }
 
@@ -144,6 +148,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EventBatch <= 0 {
 		c.EventBatch = d.EventBatch
+	}
+	if c.ReceiptSweep <= 0 {
+		c.ReceiptSweep = d.ReceiptSweep
 	}
 	return c
 }

@@ -7,10 +7,17 @@ import (
 	"time"
 )
 
-// emitter batches events to the ledger (Ledger.Append, durable) and then to the event
-// sink (the events topic), in emission order, and runs each event's continuation once
-// both hold it. Two stages run concurrently so that a ledger write and a topic write of
-// consecutive batches overlap; each stage is sequential, which keeps the order.
+// emitter batches events to the ledger (Ledger.AppendSeqs: history and outbox in one
+// durable write) and then publishes them to the event sink (the events topic), in
+// emission order. Each event's continuation runs as soon as its batch is durable in the
+// ledger: from then on the outbox guarantees the publication, also across a crash, so
+// the topic write is off the acknowledgement path. After the sink acknowledged a batch
+// its outbox entries are removed (Ledger.Published, batched). On start, before appending
+// anything, the ledger stage re-publishes what an earlier run left in the outbox, with
+// the bytes of the first attempt. Two stages run concurrently so that a ledger write and
+// a topic write of consecutive batches overlap; each stage is sequential, which keeps
+// the order. The emitter must be the ledger's only appender while it runs: the recovery
+// walk relies on every outbox entry it sees being from an earlier run.
 type emitter struct {
 	ledger   Ledger
 	sink     EventSink // nil: ledger only
@@ -22,29 +29,36 @@ type emitter struct {
 	closed bool
 	in     chan pending
 	out    chan batch
+	dead   chan struct{} // closed when run has returned
 }
 
 type pending struct {
 	ev   Event
-	then func() // after ev is durable; nil for none
+	then func() // after ev is durable in the ledger; nil for none
 }
 
 type batch struct {
 	events []Event
+	seqs   []uint64 // outbox sequence number of events[i]
 	thens  []func()
 }
+
+// publishedFlush bounds how many published outbox entries wait for removal.
+const publishedFlush = 8192
 
 func newEmitter(ledger Ledger, sink EventSink, batchMax int, log *slog.Logger, m *metrics) *emitter {
 	return &emitter{
 		ledger: ledger, sink: sink, log: log, m: m, batchMax: batchMax,
-		in:  make(chan pending, 4*batchMax),
-		out: make(chan batch, 2),
+		in:   make(chan pending, 4*batchMax),
+		out:  make(chan batch, 4),
+		dead: make(chan struct{}),
 	}
 }
 
-// emit queues ev; then runs once ev is durable. It blocks while the queue is full
-// (back-pressure) and returns false, without queueing, once the emitter is closed: the
-// caller's record then stays unacknowledged and is redelivered.
+// emit queues ev; then runs once ev is durable in the ledger (and so in the outbox). It
+// blocks while the queue is full (back-pressure) and returns false, without queueing,
+// once the emitter is closed: the caller's record then stays unacknowledged and is
+// redelivered.
 func (e *emitter) emit(ev Event, then func()) bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -54,6 +68,26 @@ func (e *emitter) emit(ev Event, then func()) bool {
 	}
 	e.in <- pending{ev: ev, then: then}
 	return true
+}
+
+// emitWait emits ev and waits until it is durable in the ledger. It returns false when
+// it is not (the emitter closed or stopped before).
+func (e *emitter) emitWait(ev Event) bool {
+	done := make(chan struct{})
+	if !e.emit(ev, func() { close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-e.dead:
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // close stops accepting events; run then flushes what is queued and returns.
@@ -67,17 +101,53 @@ func (e *emitter) close() {
 }
 
 // run drives both stages until close and the queue is flushed. ctx bounds retries: once
-// it is done, a batch that cannot be written is logged, counted and its continuations
-// are not run.
+// it is done, a batch that cannot be appended is logged, counted and its continuations
+// are not run; one that cannot be published stays in the outbox for the next run.
 func (e *emitter) run(ctx context.Context) {
+	defer close(e.dead)
 	var wg sync.WaitGroup
 	wg.Go(func() { e.writeStage(ctx) })
 	e.ledgerStage(ctx)
 	wg.Wait()
 }
 
+// recover hands what an earlier run left in the outbox to the write stage, in batches.
+func (e *emitter) recover(ctx context.Context) {
+	var b batch
+	n := 0
+	flush := func() {
+		if len(b.events) > 0 {
+			e.out <- b
+			b = batch{}
+		}
+	}
+	var after uint64
+	ok := retry(ctx, e.log, "outbox read", func() error {
+		return e.ledger.Outbox(after, func(seq uint64, ev Event) error {
+			b.events = append(b.events, ev)
+			b.seqs = append(b.seqs, seq)
+			after = seq
+			n++
+			if len(b.events) >= e.batchMax {
+				flush()
+			}
+			return nil
+		})
+	}, e.m.ledgerRetries.Inc)
+	flush()
+	if !ok {
+		e.log.Error("outbox not fully re-published (the rest goes out at the next start)", "republished", n)
+		return
+	}
+	e.m.republished.Add(float64(n))
+	if n > 0 {
+		e.log.Info("re-publishing events left in the outbox by an earlier run", "events", n)
+	}
+}
+
 func (e *emitter) ledgerStage(ctx context.Context) {
 	defer close(e.out)
+	e.recover(ctx)
 	for {
 		first, ok := <-e.in
 		if !ok {
@@ -104,31 +174,60 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 			}
 		}
 		start := time.Now()
-		if !retry(ctx, e.log, "ledger append", func() error { return e.ledger.Append(b.events) }, e.m.ledgerRetries.Inc) {
+		if !retry(ctx, e.log, "ledger append", func() (err error) { b.seqs, err = e.ledger.AppendSeqs(b.events); return err }, e.m.ledgerRetries.Inc) {
 			e.m.eventWriteFailures.Add(float64(len(b.events)))
 			continue
 		}
 		e.m.stage.WithLabelValues("ledger_append").Observe(time.Since(start).Seconds())
-		e.out <- b
+		for _, f := range b.thens {
+			f()
+		}
+		b.thens = nil
+		// Only what the ledger added goes out (a second terminal event is not added).
+		k := 0
+		for i := range b.events {
+			if b.seqs[i] == 0 {
+				e.m.eventsSuperseded.Inc()
+				continue
+			}
+			e.m.event(b.events[i].Status)
+			b.events[k], b.seqs[k] = b.events[i], b.seqs[i]
+			k++
+		}
+		b.events, b.seqs = b.events[:k], b.seqs[:k]
+		if k > 0 {
+			e.out <- b
+		}
 	}
 }
 
 func (e *emitter) writeStage(ctx context.Context) {
+	var done []uint64
+	published := func() {
+		if len(done) == 0 {
+			return
+		}
+		if err := e.ledger.Published(done); err != nil {
+			// Harmless: they are published again (identically) at the next start.
+			e.m.storeErrors.WithLabelValues("outbox_published").Inc()
+			e.log.Warn("outbox entries not removed after publication", "events", len(done), "err", err)
+		}
+		done = done[:0]
+	}
+	defer published()
 	for b := range e.out {
 		if e.sink != nil {
 			start := time.Now()
 			if err := e.sink.WriteEvents(ctx, b.events); err != nil {
-				e.log.Error("events not written to the events topic (kept in the ledger)", "events", len(b.events), "err", err)
+				e.log.Error("events not written to the events topic (kept in the outbox for the next start)", "events", len(b.events), "err", err)
 				e.m.eventWriteFailures.Add(float64(len(b.events)))
 				continue
 			}
 			e.m.stage.WithLabelValues("event_write").Observe(time.Since(start).Seconds())
 		}
-		for _, ev := range b.events {
-			e.m.event(ev.Status)
-		}
-		for _, f := range b.thens {
-			f()
+		done = append(done, b.seqs...)
+		if len(done) >= publishedFlush || len(e.out) == 0 {
+			published()
 		}
 	}
 }

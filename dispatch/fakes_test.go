@@ -20,8 +20,13 @@ type memStore struct {
 	mu       sync.Mutex
 	optouts  map[string]bool
 	claims   map[string]Claim
+	terminal map[string]Status
 	history  map[string][]Event
+	outbox   map[uint64]Event
+	seq      uint64
 	subs     map[string]*memSub // connection/smscid
+	byID     map[string]*memSub
+	early    map[string]Receipt // connection/smscid
 	held     map[string]Scheduled
 	leased   map[string]time.Time
 	appended atomic.Int64
@@ -31,11 +36,13 @@ type memSub struct {
 	s     Submission
 	parts []PartReceipt
 	done  bool
+	due   time.Time
 }
 
 func newMemStore() *memStore {
-	return &memStore{optouts: map[string]bool{}, claims: map[string]Claim{}, history: map[string][]Event{},
-		subs: map[string]*memSub{}, held: map[string]Scheduled{}, leased: map[string]time.Time{}}
+	return &memStore{optouts: map[string]bool{}, claims: map[string]Claim{}, terminal: map[string]Status{},
+		history: map[string][]Event{}, outbox: map[uint64]Event{}, subs: map[string]*memSub{}, byID: map[string]*memSub{},
+		early: map[string]Receipt{}, held: map[string]Scheduled{}, leased: map[string]time.Time{}}
 }
 
 func (s *memStore) OptedOut(tenant string, ch Channel, addr string) (bool, error) {
@@ -60,6 +67,7 @@ func (s *memStore) Claim(id, source string, at time.Time) (Claim, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.claims[id]; ok {
+		c.Terminal = s.terminal[id]
 		return c, true, nil
 	}
 	s.claims[id] = Claim{Source: source, At: at}
@@ -67,18 +75,28 @@ func (s *memStore) Claim(id, source string, at time.Time) (Claim, bool, error) {
 }
 
 func (s *memStore) Append(evs []Event) error {
+	_, err := s.AppendSeqs(evs)
+	return err
+}
+
+func (s *memStore) AppendSeqs(evs []Event) ([]uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range evs {
-		s.history[e.ID] = append(s.history[e.ID], e)
-		if e.Status.Terminal() {
-			c := s.claims[e.ID]
-			c.Terminal = e.Status
-			s.claims[e.ID] = c
+	seqs := make([]uint64, len(evs))
+	for i, e := range evs {
+		if e.Status.Terminal() && e.Status != StatusDuplicate {
+			if _, ok := s.terminal[e.ID]; ok {
+				continue
+			}
+			s.terminal[e.ID] = e.Status
 		}
+		s.seq++
+		seqs[i] = s.seq
+		s.outbox[s.seq] = e
+		s.history[e.ID] = append(s.history[e.ID], e)
+		s.appended.Add(1)
 	}
-	s.appended.Add(int64(len(evs)))
-	return nil
+	return seqs, nil
 }
 
 func (s *memStore) History(id string) ([]Event, error) {
@@ -87,15 +105,91 @@ func (s *memStore) History(id string) ([]Event, error) {
 	return append([]Event(nil), s.history[id]...), nil
 }
 
-func (s *memStore) Track(sub Submission, ttl time.Duration) error {
+func (s *memStore) Outbox(after uint64, fn func(uint64, Event) error) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	ms := &memSub{s: sub, parts: make([]PartReceipt, len(sub.SMSCIDs))}
-	for i, id := range sub.SMSCIDs {
-		s.subs[sub.Connection+"/"+id] = ms
-		ms.parts[i] = PartReceipt{Part: i + 1, SMSCID: id}
+	var seqs []uint64
+	for q := range s.outbox {
+		if q > after {
+			seqs = append(seqs, q)
+		}
+	}
+	sort.Slice(seqs, func(a, b int) bool { return seqs[a] < seqs[b] })
+	evs := make([]Event, len(seqs))
+	for i, q := range seqs {
+		evs[i] = s.outbox[q]
+	}
+	s.mu.Unlock()
+	for i := range seqs {
+		if err := fn(seqs[i], evs[i]); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+func (s *memStore) Published(seqs []uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range seqs {
+		delete(s.outbox, q)
+	}
+	return nil
+}
+
+func (s *memStore) terminalOf(id string) Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.terminal[id]
+}
+
+func (s *memStore) outboxLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.outbox)
+}
+
+func memFinal(st string) bool { return st != "" && st != "ACCEPTD" && st != "ENROUTE" }
+
+func (ms *memSub) result() ReceiptResult {
+	complete := true
+	for _, pr := range ms.parts {
+		complete = complete && memFinal(pr.State)
+	}
+	return ReceiptResult{Matched: true, RequestID: ms.s.RequestID, Complete: complete && ms.done,
+		Template: ms.s.Template, Parts: append([]PartReceipt(nil), ms.parts...)}
+}
+
+func (s *memStore) Track(sub Submission, ttl time.Duration) (ReceiptResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := s.byID[sub.RequestID]
+	if ms == nil || ms.s.Connection != sub.Connection || len(ms.parts) != len(sub.SMSCIDs) || ms.parts[0].SMSCID != sub.SMSCIDs[0] {
+		ms = &memSub{s: sub, parts: make([]PartReceipt, len(sub.SMSCIDs)), due: time.Now().Add(ttl)}
+		s.byID[sub.RequestID] = ms
+		for i, id := range sub.SMSCIDs {
+			s.subs[sub.Connection+"/"+id] = ms
+			ms.parts[i] = PartReceipt{Part: i + 1, SMSCID: id}
+		}
+	}
+	for i, id := range sub.SMSCIDs {
+		if r, ok := s.early[sub.Connection+"/"+id]; ok {
+			delete(s.early, sub.Connection+"/"+id)
+			if !memFinal(ms.parts[i].State) && !ms.done {
+				ms.parts[i].State, ms.parts[i].Err = r.State, r.Err
+			}
+		}
+	}
+	done := false
+	if !ms.done {
+		all := true
+		for _, pr := range ms.parts {
+			all = all && memFinal(pr.State)
+		}
+		ms.done, done = all, all
+	}
+	res := ms.result()
+	res.Done = done
+	return res, nil
 }
 
 func (s *memStore) Apply(r Receipt) (ReceiptResult, error) {
@@ -103,28 +197,57 @@ func (s *memStore) Apply(r Receipt) (ReceiptResult, error) {
 	defer s.mu.Unlock()
 	ms, ok := s.subs[r.Connection+"/"+r.SMSCID]
 	if !ok {
+		if memFinal(r.State) {
+			s.early[r.Connection+"/"+r.SMSCID] = r
+		}
 		return ReceiptResult{}, nil
 	}
-	res := ReceiptResult{Matched: true, RequestID: ms.s.RequestID}
+	part := 0
 	for i := range ms.parts {
 		if ms.parts[i].SMSCID == r.SMSCID {
-			res.Part = i + 1
-			if ms.parts[i].State == "" {
+			part = i + 1
+			if !ms.done && !memFinal(ms.parts[i].State) {
 				ms.parts[i].State, ms.parts[i].Err = r.State, r.Err
 			}
 		}
 	}
-	if ms.done {
-		return res, nil
+	done := false
+	if !ms.done {
+		all := true
+		for _, pr := range ms.parts {
+			all = all && memFinal(pr.State)
+		}
+		ms.done, done = all, all
 	}
-	for _, pr := range ms.parts {
-		if pr.State == "" {
-			return res, nil
+	res := ms.result()
+	res.Done, res.Part = done, part
+	if ms.done {
+		res.Complete = true
+	}
+	return res, nil
+}
+
+func (s *memStore) Expiring(now time.Time, max int) ([]ReceiptResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ReceiptResult
+	for _, ms := range s.byID {
+		if !ms.done && !ms.due.After(now) && len(out) < max {
+			out = append(out, ms.result())
 		}
 	}
-	ms.done = true
-	res.Done, res.Template, res.Parts = true, ms.s.Template, append([]PartReceipt(nil), ms.parts...)
-	return res, nil
+	return out, nil
+}
+
+func (s *memStore) Expired(ids []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if ms := s.byID[id]; ms != nil {
+			ms.done = true
+		}
+	}
+	return nil
 }
 
 func (s *memStore) Hold(it Scheduled) error {
@@ -229,6 +352,7 @@ type fakeSMSC struct {
 	msgs    atomic.Int64
 	seq     atomic.Int64
 	receipt func(Receipt)
+	early   func(Receipt) // receipts sent before the submit is answered
 	fail    func(m *SMS) Outcome
 }
 
@@ -264,6 +388,11 @@ func (f *fakeSMSC) Send(ctx context.Context, m *SMS, done func([]PartResult)) er
 		id := fmt.Sprintf("%s-%d", f.name, f.seq.Add(1))
 		res[i] = PartResult{Outcome: OutcomeOK, SMSCID: id}
 		rs = append(rs, Receipt{Connection: f.name, SMSCID: id, State: "DELIVRD", At: time.Now()})
+	}
+	if f.early != nil && m.DLR {
+		for _, r := range rs {
+			f.early(r)
+		}
 	}
 	go func() {
 		done(res)

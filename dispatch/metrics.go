@@ -18,6 +18,9 @@ type metrics struct {
 	limiterWaits       *prometheus.CounterVec // kind
 	eventWriteFailures prometheus.Counter
 	eventsDropped      prometheus.Counter
+	eventsSuperseded   prometheus.Counter
+	republished        prometheus.Counter
+	receiptTimeouts    prometheus.Counter
 	ledgerRetries      prometheus.Counter
 	storeErrors        *prometheus.CounterVec // op
 	inflight           prometheus.Gauge
@@ -67,6 +70,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sendcore_dispatch_events_dropped_total",
 			Help: "Events emitted after shutdown closed the event stream (their records stay unacknowledged and are redelivered).",
 		}),
+		eventsSuperseded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendcore_dispatch_events_superseded_total",
+			Help: "Terminal events not added because their request already had a terminal status (a repeated receipt, a receipt after a timeout).",
+		}),
+		republished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendcore_dispatch_events_republished_total",
+			Help: "Events re-published at start from the outbox (an earlier run stopped before the events topic acknowledged them).",
+		}),
+		receiptTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendcore_dispatch_receipt_timeouts_total",
+			Help: "Submissions that got no final receipt for every part within receipt_ttl (undelivered, receipt_timeout).",
+		}),
 		ledgerRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sendcore_dispatch_event_write_retries_total",
 			Help: "Retries of event batch writes to the ledger.",
@@ -82,7 +97,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.events, m.segments, m.stage, m.e2e, m.scheduleDepth,
-			m.optOutChecks, m.limiterWaits, m.eventWriteFailures, m.eventsDropped, m.ledgerRetries,
+			m.optOutChecks, m.limiterWaits, m.eventWriteFailures, m.eventsDropped, m.eventsSuperseded,
+			m.republished, m.receiptTimeouts, m.ledgerRetries,
 			m.storeErrors, m.inflight)
 	}
 	m.eventByStatus = map[Status]prometheus.Counter{}

@@ -63,8 +63,6 @@ type Pipeline struct {
 	quiet *quietHours
 	em    *emitter
 
-	orphans *orphans
-
 	smsRouter   router
 	voiceRouter router
 	refs        [][]atomic.Uint32 // per SMS connection: concatenation reference buckets
@@ -126,7 +124,7 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		cfg: cfg, o: opts, log: opts.Log, m: newMetrics(opts.Registry), now: opts.Now,
-		quiet: q, orphans: newOrphans(), count: segment.CountText, split: segment.Split, seed: maphash.MakeSeed(),
+		quiet: q, count: segment.CountText, split: segment.Split, seed: maphash.MakeSeed(),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -195,6 +193,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		wg.Go(func() { p.work(runCtx, q) })
 	}
 	wg.Go(func() { p.scheduler(runCtx) })
+	wg.Go(func() { p.sweeper(runCtx) })
 	p.running.Store(true)
 	p.log.Info("dispatch pipeline running", "workers", len(p.queues), "sms_connections", len(p.o.SMS), "trunks", len(p.o.Voice))
 
@@ -404,8 +403,12 @@ func (p *Pipeline) process(j *job) {
 		}
 		for _, ev := range hist {
 			switch ev.Status {
-			case StatusSubmitted, StatusScheduled, StatusAnswered:
-				// Handed off before: receipts, the schedule or the call take it from here.
+			case StatusSubmitted:
+				// Submitted before: make sure receipts are tracked, then they take over.
+				p.resumeSubmitted(j, ev)
+				return
+			case StatusScheduled, StatusAnswered:
+				// Handed off before: the schedule or the call take it from here.
 				p.finish(j, "redelivered")
 				return
 			case StatusAccepted:
@@ -474,10 +477,18 @@ func (p *Pipeline) resumeHeld(j *job) {
 		return
 	}
 	var last Status
+	var submitted Event
 	for _, ev := range hist {
 		if ev.Status.Terminal() || ev.Status == StatusSubmitted || ev.Status == StatusAnswered {
 			last = ev.Status
 		}
+		if ev.Status == StatusSubmitted {
+			submitted = ev
+		}
+	}
+	if last == StatusSubmitted {
+		p.resumeSubmitted(j, submitted)
+		return
 	}
 	if last != "" {
 		p.finish(j, "redelivered")

@@ -265,7 +265,8 @@ func TestRedeliveryNoDuplicateSend(t *testing.T) {
 func TestRedeliveryResumesUnfinished(t *testing.T) {
 	store := newMemStore()
 	store.Claim("r2", "t/0/5", time.Now())
-	store.Append([]Event{{ID: "r2", Status: StatusAccepted}})
+	seqs, _ := store.AppendSeqs([]Event{{ID: "r2", Status: StatusAccepted}})
+	store.Published(seqs) // on the events topic before the crash
 	h := newHarness(t, func(o *Options) { o.Ledger, o.OptOuts, o.Receipts, o.Schedule = store, store, store, store })
 	h.store = store
 	h.src.push("+358401234567", req("r2", "+358401234567", "hi"), "t/0/5")
@@ -295,6 +296,12 @@ func TestCancelCampaign(t *testing.T) {
 	if l, _ := h.store.Len(); l != 1 {
 		t.Fatalf("schedule holds %d, want 1", l)
 	}
+	for i := 0; i < 5; i++ { // durable in the ledger at return; the topic follows
+		if h.store.terminalOf(fmt.Sprintf("c%d", i)) != StatusCancelled {
+			t.Fatalf("c%d: not cancelled in the ledger when CancelCampaign returned", i)
+		}
+	}
+	waitFor(t, 5*time.Second, "cancelled events", func() bool { return h.sink.terminals() == 5 })
 	byID := h.sink.byID()
 	for i := 0; i < 5; i++ {
 		evs := byID[fmt.Sprintf("c%d", i)]

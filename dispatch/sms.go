@@ -130,12 +130,7 @@ func (p *Pipeline) smsDone(j *job, res []PartResult, sent time.Time) {
 		p.abandon(j, "event stream closed", nil)
 		return
 	}
-	if err := p.o.Receipts.Track(Submission{RequestID: ev.ID, Connection: ev.Connection, SMSCIDs: ids, Template: ev}, p.cfg.ReceiptTTL); err != nil {
-		p.m.storeErrors.WithLabelValues("receipts_track").Inc()
-		p.log.Error("receipt tracking failed; receipts of this request will not match", "id", ev.ID, "err", err)
-	}
-	p.adoptOrphans(ev.Connection, ids)
-	handoff()
+	p.track(j, Submission{RequestID: ev.ID, Connection: ev.Connection, SMSCIDs: ids, Template: ev}, handoff)
 }
 
 func nonEmpty(ids []string) []string {

@@ -34,17 +34,36 @@ type Claim struct {
 	Terminal Status    // the terminal status once reached, "" before
 }
 
-// Ledger is the idempotency record and status history of every request id.
+// Ledger is the idempotency record and status history of every request id, and the
+// transactional outbox of the events topic: every event appended is also kept in the
+// outbox, in the same atomic write, until Published removes it. An event is therefore
+// never durable in the history without also being on its way to the events topic, also
+// across a SIGKILL between the two writes.
 type Ledger interface {
 	// Claim records that id was read from source at at, unless id is already claimed. It
 	// returns the earlier claim and true when one exists (the caller tells a redelivery,
 	// same source, from a duplicate, another source). Durable when it returns.
 	Claim(id, source string, at time.Time) (prev Claim, existed bool, err error)
-	// Append adds events to the status histories of their ids, in order, and marks an id
-	// terminal on a terminal event. One call per batch; durable when it returns.
+	// Append is AppendSeqs without the sequence numbers.
 	Append(events []Event) error
+	// AppendSeqs adds events to the status histories of their ids, in order, marks an id
+	// terminal on a terminal event, and puts every event it adds into the outbox, all in
+	// one atomic write; durable when it returns. It returns each event's outbox sequence
+	// number (seqs[i] for events[i]); sequence numbers increase with every call, also
+	// across restarts. A request has one terminal status: a terminal event (other than
+	// duplicate, which is the outcome of another record with the same id and marks
+	// nothing) for an id that already has one is not added at all, and its seq is 0.
+	AppendSeqs(events []Event) (seqs []uint64, err error)
 	// History returns the status history of id, oldest first; nil and no error if unknown.
 	History(id string) ([]Event, error)
+	// Outbox calls fn for every event in the outbox with a sequence number above after,
+	// in sequence order, as of one snapshot taken when it starts: events appended while it
+	// runs are not seen. An error from fn stops the walk and is returned.
+	Outbox(after uint64, fn func(seq uint64, e Event) error) error
+	// Published removes the outbox entries seqs (once the events topic acknowledged
+	// them); unknown ones are ignored. Not durable at once: after a crash an entry may be
+	// offered again, so an event can be published twice, with identical bytes.
+	Published(seqs []uint64) error
 }
 
 // Submission is what the receipt correlation needs to know of one submitted SMS.
@@ -64,23 +83,43 @@ type Receipt struct {
 	At         time.Time
 }
 
-// ReceiptResult is what applying one receipt tells the pipeline.
+// ReceiptResult is what applying one receipt (or tracking a submission) tells the pipeline.
 type ReceiptResult struct {
-	Matched   bool          // the SMSC id belonged to a tracked submission
-	Done      bool          // this receipt completed the request: true exactly once per request
-	RequestID string        // when Matched
-	Part      int           // 1-based, when Matched
-	Template  Event         // when Done: the Submission's template
-	Parts     []PartReceipt // when Done: every part's final state, in part order
+	Matched   bool   // the SMSC id belonged to a tracked submission
+	Done      bool   // this call made the last part final: true exactly once per request
+	Complete  bool   // every part is final after this call (also on a repeated receipt)
+	RequestID string // when Matched
+	Part      int    // 1-based, when Matched by a receipt
+	Template  Event  // when Matched: the Submission's template
+	// Parts holds every part's state, in part order, when Matched (State "" for a part
+	// that has no receipt yet).
+	Parts []PartReceipt
 }
 
-// Receipts correlates delivery receipts to requests, across restarts.
+// Receipts correlates delivery receipts to requests, across restarts. A completion is
+// reported again on every receipt that finds the request complete, so that a caller that
+// crashed before making its completion event durable gets another chance when the SMSC
+// redelivers the receipt; the Ledger keeps only the first terminal event.
 type Receipts interface {
-	// Track stores s so that receipts for its SMSC ids match for ttl. Durable when it returns.
-	Track(s Submission, ttl time.Duration) error
+	// Track stores s so that receipts for its SMSC ids match for ttl, and, in the same
+	// write, applies the receipts of those ids that arrived before it (kept by Apply for a
+	// while): the result tells whether they completed the request (Done, Complete,
+	// Parts). Tracking the same ids again keeps the state and reports it; other ids
+	// replace it. A submission not complete by ttl is reported by Expiring. Durable when
+	// it returns.
+	Track(s Submission, ttl time.Duration) (ReceiptResult, error)
 	// Apply records r against its part. A final state (anything but ACCEPTD/ENROUTE) of a
-	// part already final is ignored. Durable when it returns.
+	// part already final is ignored. A receipt whose SMSC id is not tracked (yet) is kept
+	// for a few minutes, for Track to apply: an early receipt, which the SMSC can send
+	// before the submission is tracked. Durable when it returns.
 	Apply(r Receipt) (ReceiptResult, error)
+	// Expiring returns up to max tracked submissions that are not complete and whose ttl
+	// passed by now, earliest first (Matched, RequestID, Template, Parts). They stay
+	// until Expired.
+	Expiring(now time.Time, max int) ([]ReceiptResult, error)
+	// Expired marks the submissions of ids finished (their timeout event is durable):
+	// Expiring no longer returns them. Unknown ids are ignored.
+	Expired(ids []string) error
 }
 
 // Scheduled is one request held until an instant.

@@ -65,7 +65,9 @@ type DB struct {
 	optCount atomic.Int64
 	filter   *filter // nil when Options.NoOptOutFilter
 
-	histSeq atomic.Uint64 // status-history sequence, seeded from the clock at open
+	histSeq atomic.Uint64 // history and outbox sequence, seeded at open (seedSeq)
+
+	dueFrom atomic.Int64 // where Expiring starts reading the due index
 
 	schedLen atomic.Int64
 	usageMu  [64]sync.Mutex // stripes for usage read-modify-write
@@ -104,7 +106,10 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		return nil, classifyOpen(dir, err)
 	}
 	db := &DB{bdb: bdb, opt: opts, log: log, dir: dir}
-	db.histSeq.Store(uint64(time.Now().UnixNano()))
+	if err := db.seedSeq(); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("storage: reading outbox of %s: %w", dir, err)
+	}
 	start := time.Now()
 	if err := db.loadOptOuts(); err != nil {
 		_ = bdb.Close()

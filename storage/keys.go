@@ -21,6 +21,9 @@ const (
 	pCampaign   = 'k' // k tenant campaign id                  -> nil
 	pUsage      = 'u' // u pool number kind(1) start(8)        -> count(8)
 	pSetting    = 'g' // g namespace key                       -> value
+	pOutbox     = 'x' // x seq(8)                              -> history key (h id seq)
+	pEarly      = 'e' // e connection smscid                   -> receipt JSON (not yet tracked)
+	pDue        = 'w' // w expiry(8) requestID                 -> nil (receipt timeout index)
 )
 
 func appendLP(b []byte, s string) []byte {

@@ -75,78 +75,12 @@ func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, erro
 	return prev, existed, nil
 }
 
-// Append adds events to the status histories of their ids, in order, and marks an id
-// terminal on a terminal event (the first terminal status is kept). Records expire after
-// Options.Retention. One call per batch: the batch is written at once; durable when it
-// returns.
+// Append adds events to the status histories of their ids, in order, marks an id
+// terminal on a terminal event and puts each added event into the outbox, in one atomic
+// write (see AppendSeqs). Durable when it returns.
 func (db *DB) Append(events []dispatch.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	if err := db.acquire(); err != nil {
-		return err
-	}
-	defer db.release()
-	return db.appendLocked(events)
-}
-
-func (db *DB) appendLocked(events []dispatch.Event) error {
-	for i := range events {
-		if err := checkID("event.id", events[i].ID); err != nil {
-			return err
-		}
-	}
-	start := time.Now()
-	exp := db.expiry()
-	entries := make([]*badger.Entry, 0, len(events)+4)
-	terminal := map[string]dispatch.Status{}
-	seq := db.histSeq.Add(uint64(len(events))) - uint64(len(events))
-	for i := range events {
-		e := &events[i]
-		v, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("%w: event %q: %v", ErrInvalid, e.ID, err)
-		}
-		seq++
-		k := binary.BigEndian.AppendUint64(appendLP(append(make([]byte, 0, 12+len(e.ID)), pHistory), e.ID), seq)
-		entries = append(entries, &badger.Entry{Key: k, Value: v, ExpiresAt: exp})
-		if e.Status.Terminal() {
-			if _, ok := terminal[e.ID]; !ok {
-				terminal[e.ID] = e.Status
-			}
-		}
-	}
-	err := db.update(func(txn *badger.Txn) error {
-		for id, st := range terminal {
-			tk := key1(pTerminal, id)
-			if _, err := txn.Get(tk); err == nil {
-				continue // the first terminal status stands
-			} else if !errors.Is(err, badger.ErrKeyNotFound) {
-				return err
-			}
-			if err := txn.SetEntry(&badger.Entry{Key: tk, Value: []byte(st), ExpiresAt: exp}); err != nil {
-				return err
-			}
-		}
-		for _, e := range entries {
-			if err := txn.SetEntry(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, badger.ErrTxnTooBig) && len(events) > 1 {
-		h := len(events) / 2
-		if err = db.appendLocked(events[:h]); err == nil {
-			err = db.appendLocked(events[h:])
-		}
-		return err
-	}
-	db.m.writeSeconds.WithLabelValues("append").Observe(time.Since(start).Seconds())
-	if err != nil {
-		return fmt.Errorf("storage: append events: %w", err)
-	}
-	return nil
+	_, err := db.AppendSeqs(events)
+	return err
 }
 
 // History returns the status history of id, oldest first; nil and no error if unknown

@@ -197,11 +197,12 @@ func testLedger(t *testing.T, open Opener) {
 		for _, x := range h {
 			got = append(got, x.Status)
 		}
-		want := []dispatch.Status{"accepted", "submitted", "delivered", "failed"}
+		// failed is a second terminal event of r1: not added.
+		want := []dispatch.Status{"accepted", "submitted", "delivered"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("History = %v, want %v", got, want)
 		}
-		if h[0].Meta["n"] != "1" || !h[2].TS.Equal(at.Add(3*time.Second)) {
+		if len(h) < 3 || h[0].Meta["n"] != "1" || !h[2].TS.Equal(at.Add(3*time.Second)) {
 			t.Errorf("event fields not kept: %+v", h[0])
 		}
 		prev, existed, err := e.s.Claim("r1", "src", at)
@@ -239,6 +240,97 @@ func testLedger(t *testing.T, open Opener) {
 			t.Errorf("%d claims won for 20 ids, want exactly 20", n)
 		}
 	})
+	t.Run("OutboxHoldsAppendedUntilPublishedAcrossRestart", func(t *testing.T) {
+		e := newEnv(t, open)
+		outbox := func(after uint64) (seqs []uint64, evs []dispatch.Event) {
+			t.Helper()
+			must(t, e.s.Outbox(after, func(seq uint64, ev dispatch.Event) error {
+				seqs, evs = append(seqs, seq), append(evs, ev)
+				return nil
+			}))
+			return seqs, evs
+		}
+		in := []dispatch.Event{ev("o1", dispatch.StatusAccepted, 1), ev("o2", dispatch.StatusAccepted, 2), ev("o1", dispatch.StatusSubmitted, 3)}
+		seqs, err := e.s.AppendSeqs(in)
+		must(t, err)
+		if len(seqs) != 3 || seqs[0] == 0 || seqs[1] <= seqs[0] || seqs[2] <= seqs[1] {
+			t.Fatalf("AppendSeqs = %v; want 3 increasing non-zero seqs", seqs)
+		}
+		got, evs := outbox(0)
+		if !slices.Equal(got, seqs) {
+			t.Fatalf("Outbox seqs = %v, want %v", got, seqs)
+		}
+		for i := range evs {
+			if evs[i].ID != in[i].ID || evs[i].Status != in[i].Status || !evs[i].TS.Equal(in[i].TS) || evs[i].Meta["n"] != in[i].Meta["n"] {
+				t.Errorf("Outbox event %d = %+v, want %+v", i, evs[i], in[i])
+			}
+		}
+		if got, _ := outbox(seqs[0]); !slices.Equal(got, seqs[1:]) {
+			t.Errorf("Outbox(after first) = %v, want %v", got, seqs[1:])
+		}
+		must(t, e.s.Published(seqs[:2]))
+		e.restart()
+		if got, _ := outbox(0); !slices.Equal(got, seqs[2:]) {
+			t.Fatalf("Outbox after Published and restart = %v, want %v", got, seqs[2:])
+		}
+		more, err := e.s.AppendSeqs([]dispatch.Event{ev("o3", dispatch.StatusAccepted, 4)})
+		must(t, err)
+		if more[0] <= seqs[2] {
+			t.Errorf("seq after restart %d, want above %d", more[0], seqs[2])
+		}
+		stop := errors.New("stop")
+		n := 0
+		if err := e.s.Outbox(0, func(uint64, dispatch.Event) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+			t.Errorf("Outbox with fn error = %v after %d calls; want the error after 1", err, n)
+		}
+		must(t, e.s.Published(append(more, seqs[2], 12345)))
+		if got, _ := outbox(0); len(got) != 0 {
+			t.Errorf("Outbox after publishing all = %v, want empty", got)
+		}
+	})
+	t.Run("OneTerminalEventPerID", func(t *testing.T) {
+		e := newEnv(t, open)
+		seqs, err := e.s.AppendSeqs([]dispatch.Event{ev("d1", dispatch.StatusDuplicate, 1), ev("d1", dispatch.StatusDelivered, 2),
+			ev("d1", dispatch.StatusUndelivered, 3), ev("d2", dispatch.StatusFailed, 4)})
+		must(t, err)
+		if seqs[0] == 0 || seqs[1] == 0 || seqs[2] != 0 || seqs[3] == 0 {
+			t.Fatalf("seqs = %v; want only the second terminal of d1 (index 2) not added", seqs)
+		}
+		seqs, err = e.s.AppendSeqs([]dispatch.Event{ev("d1", dispatch.StatusDelivered, 5), ev("d1", dispatch.StatusDuplicate, 6)})
+		must(t, err)
+		if seqs[0] != 0 || seqs[1] == 0 {
+			t.Fatalf("later batch seqs = %v; want the repeated delivered dropped, duplicate added", seqs)
+		}
+		h, err := e.s.History("d1")
+		must(t, err)
+		var got []dispatch.Status
+		for _, x := range h {
+			got = append(got, x.Status)
+		}
+		if want := []dispatch.Status{"duplicate", "delivered", "duplicate"}; !slices.Equal(got, want) {
+			t.Errorf("History = %v, want %v", got, want)
+		}
+		prev, _, err := e.s.Claim("d1", "src", at)
+		must(t, err)
+		if prev.Terminal != "" {
+			t.Errorf("Terminal of an unclaimed id = %q", prev.Terminal)
+		}
+		_, _, err = e.s.Claim("d3", "src", at)
+		must(t, err)
+		must(t, e.s.Append([]dispatch.Event{ev("d3", dispatch.StatusDuplicate, 1)}))
+		prev, _, err = e.s.Claim("d3", "src", at)
+		must(t, err)
+		if prev.Terminal != "" {
+			t.Errorf("Terminal after duplicate = %q; duplicate must not mark the id terminal", prev.Terminal)
+		}
+	})
+}
+
+func track(t *testing.T, s Stores, sub dispatch.Submission, ttl time.Duration) dispatch.ReceiptResult {
+	t.Helper()
+	res, err := s.Track(sub, ttl)
+	must(t, err)
+	return res
 }
 
 func testReceipts(t *testing.T, open Opener) {
@@ -255,7 +347,7 @@ func testReceipts(t *testing.T, open Opener) {
 	}
 	t.Run("DoneOnLastFinalPartAfterRestart", func(t *testing.T) {
 		e := newEnv(t, open)
-		must(t, e.s.Track(sub, time.Hour))
+		track(t, e.s, sub, time.Hour)
 		if r := apply(t, e.s, rc("A2", "DELIVRD")); !r.Matched || r.Done || r.RequestID != "m1" || r.Part != 2 {
 			t.Fatalf("A2 = %+v", r)
 		}
@@ -278,13 +370,17 @@ func testReceipts(t *testing.T, open Opener) {
 				t.Errorf("part %d = %+v, want state %s", i+1, p, want)
 			}
 		}
-		if r := apply(t, e.s, rc("A1", "DELIVRD")); r.Done {
-			t.Errorf("receipt after Done gave Done again: %+v", r)
+		if r := apply(t, e.s, rc("A1", "DELIVRD")); r.Done || !r.Complete || len(r.Parts) != 3 {
+			t.Errorf("receipt after Done = %+v; want Complete again (with parts), not Done", r)
+		}
+		e.restart()
+		if r := apply(t, e.s, rc("A3", "DELIVRD")); r.Done || !r.Complete || r.Parts[2].State != "UNDELIV" {
+			t.Errorf("repeated receipt after restart = %+v; want Complete with the first final states", r)
 		}
 	})
 	t.Run("UnknownOrOtherConnection", func(t *testing.T) {
 		e := newEnv(t, open)
-		must(t, e.s.Track(sub, time.Hour))
+		track(t, e.s, sub, time.Hour)
 		if r := apply(t, e.s, rc("ZZ", "DELIVRD")); r.Matched {
 			t.Errorf("unknown id matched: %+v", r)
 		}
@@ -300,7 +396,7 @@ func testReceipts(t *testing.T, open Opener) {
 			for p := range ids {
 				ids[p] = fmt.Sprintf("%d-%d", i, p)
 			}
-			must(t, e.s.Track(dispatch.Submission{RequestID: fmt.Sprint(i), Connection: "c", SMSCIDs: ids}, time.Hour))
+			track(t, e.s, dispatch.Submission{RequestID: fmt.Sprint(i), Connection: "c", SMSCIDs: ids}, time.Hour)
 		}
 		var done [reqs]atomic.Int32
 		var wg sync.WaitGroup
@@ -327,7 +423,7 @@ func testReceipts(t *testing.T, open Opener) {
 	})
 	t.Run("ExpiresAfterTTL", func(t *testing.T) {
 		e := newEnv(t, open)
-		must(t, e.s.Track(dispatch.Submission{RequestID: "x", Connection: "c", SMSCIDs: []string{"X1", "X2"}}, time.Second))
+		track(t, e.s, dispatch.Submission{RequestID: "x", Connection: "c", SMSCIDs: []string{"X1", "X2"}}, time.Second)
 		if r := apply(t, e.s, dispatch.Receipt{Connection: "c", SMSCID: "X1", State: "DELIVRD"}); !r.Matched {
 			t.Fatal("not matched within its ttl")
 		}
@@ -337,6 +433,78 @@ func testReceipts(t *testing.T, open Opener) {
 				t.Fatal("still matched 5s after a 1s ttl")
 			}
 			time.Sleep(50 * time.Millisecond) // polling an expiry, not waiting for a peer
+		}
+	})
+	t.Run("EarlyReceiptAppliedByTrackAcrossRestart", func(t *testing.T) {
+		e := newEnv(t, open)
+		if r := apply(t, e.s, rc("A1", "DELIVRD")); r.Matched {
+			t.Fatalf("receipt before Track matched: %+v", r)
+		}
+		_ = apply(t, e.s, rc("A3", "ENROUTE")) // intermediate: not kept
+		e.restart()
+		r := track(t, e.s, sub, time.Hour)
+		if !r.Matched || r.Done || r.Complete || r.Parts[0].State != "DELIVRD" || r.Parts[2].State != "" {
+			t.Fatalf("Track = %+v; want part 1 DELIVRD from the early receipt, not complete", r)
+		}
+		_ = apply(t, e.s, rc("A2", "DELIVRD"))
+		if r := apply(t, e.s, rc("A3", "DELIVRD")); !r.Done || !r.Complete {
+			t.Fatalf("last part = %+v; want Done", r)
+		}
+		// Early receipts of every part: Track itself completes the request.
+		e2 := dispatch.Submission{RequestID: "m2", Connection: "carrier-a", SMSCIDs: []string{"B1"}, Template: tmpl}
+		_ = apply(t, e.s, rc("B1", "UNDELIV"))
+		if r := track(t, e.s, e2, time.Hour); !r.Done || !r.Complete || r.Parts[0].State != "UNDELIV" {
+			t.Fatalf("Track with every receipt early = %+v; want Done", r)
+		}
+		if r := track(t, e.s, e2, time.Hour); r.Done || !r.Complete {
+			t.Fatalf("Track again = %+v; want Complete, not Done", r)
+		}
+	})
+	t.Run("TrackAgainKeepsStateOtherIDsReplace", func(t *testing.T) {
+		e := newEnv(t, open)
+		track(t, e.s, sub, time.Hour)
+		_ = apply(t, e.s, rc("A1", "DELIVRD"))
+		if r := track(t, e.s, sub, time.Hour); r.Done || r.Complete || r.Parts[0].State != "DELIVRD" {
+			t.Fatalf("Track again = %+v; want the state kept", r)
+		}
+		resent := dispatch.Submission{RequestID: "m1", Connection: "carrier-a", SMSCIDs: []string{"N1"}, Template: tmpl}
+		if r := track(t, e.s, resent, time.Hour); r.Complete || len(r.Parts) != 1 || r.Parts[0].State != "" {
+			t.Fatalf("Track with other ids = %+v; want a fresh state", r)
+		}
+		if r := apply(t, e.s, rc("A2", "DELIVRD")); r.Matched {
+			t.Errorf("id of the replaced submission matched: %+v", r)
+		}
+		if r := apply(t, e.s, rc("N1", "DELIVRD")); !r.Done {
+			t.Errorf("new id = %+v; want Done", r)
+		}
+	})
+	t.Run("ExpiringUntilExpired", func(t *testing.T) {
+		e := newEnv(t, open)
+		now := time.Now()
+		track(t, e.s, sub, time.Second)
+		track(t, e.s, dispatch.Submission{RequestID: "m2", Connection: "carrier-a", SMSCIDs: []string{"B1"}, Template: tmpl}, time.Second)
+		track(t, e.s, dispatch.Submission{RequestID: "m3", Connection: "carrier-a", SMSCIDs: []string{"C1"}, Template: tmpl}, time.Hour)
+		_ = apply(t, e.s, rc("A2", "DELIVRD"))
+		_ = apply(t, e.s, rc("B1", "DELIVRD")) // m2 complete: never expiring
+		if got, err := e.s.Expiring(now, 10); err != nil || len(got) != 0 {
+			t.Fatalf("Expiring before the ttl = %+v, %v; want none", got, err)
+		}
+		e.restart()
+		got, err := e.s.Expiring(now.Add(2*time.Second), 10)
+		must(t, err)
+		if len(got) != 1 || got[0].RequestID != "m1" || !got[0].Matched || got[0].Complete || got[0].Template.Segments != 3 ||
+			len(got[0].Parts) != 3 || got[0].Parts[1].State != "DELIVRD" || got[0].Parts[0].State != "" {
+			t.Fatalf("Expiring after the ttl = %+v; want m1 with its parts", got)
+		}
+		if again, err := e.s.Expiring(now.Add(2*time.Second), 10); err != nil || len(again) != 1 {
+			t.Fatalf("Expiring again before Expired = %+v, %v; want m1 again", again, err)
+		}
+		must(t, e.s.Expired([]string{"m1", "unknown"}))
+		if got, err := e.s.Expiring(now.Add(2*time.Second), 10); err != nil || len(got) != 0 {
+			t.Fatalf("Expiring after Expired = %+v, %v; want none", got, err)
+		}
+		if got, err := e.s.Expiring(now.Add(2*time.Hour), 10); err != nil || len(got) != 1 || got[0].RequestID != "m3" {
+			t.Fatalf("Expiring after m3's ttl = %+v, %v; want m3", got, err)
 		}
 	})
 }
