@@ -27,9 +27,8 @@ lint: ## go vet, gofmt check, golangci-lint (pinned, run through go run)
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-bench: ## package benchmarks and the pipeline bench; figures for BENCHMARKS.md
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./segment/ ./rotation/ ./dispatch/ ./storage/ ./gateway/... | tee bench-go.txt
-	$(GO) run ./cmd/sendcore bench --json bench-pipeline.json
+bench: ## every benchmark behind a performance goal; regenerates BENCHMARKS.md (15-30 min)
+	.ci/benchmarks BENCHMARKS.md
 
 fuzz: ## every fuzz target, briefly (FUZZTIME each)
 	@set -e; for pkg in $$($(GO) list ./...); do \
