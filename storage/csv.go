@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/sendcore/sendcore/dispatch"
@@ -59,10 +57,34 @@ const (
 
 type importRow struct {
 	key, val []byte
-	hash     uint64
+	hash     uint64 // filterHash(tenant, address)
+	kh       uint64 // xxhash of key, for the import's set of unflushed keys
 }
 
-const importChunk = 8192
+// importChunk is a batch of parsed rows handed from the parser goroutine to the writer.
+// Its rows' key and val point into buf; Badger keeps referencing them until the WriteBatch
+// that took them is flushed, so a chunk is recycled only after that flush.
+type importChunk struct {
+	rows []importRow
+	buf  []byte
+	errs []RowError // bad rows, reported in order after the rows before them
+	stop bool
+	err  error
+}
+
+const (
+	importChunkRows = 8192
+	importChunkBuf  = importChunkRows * 48
+)
+
+func newImportChunk() *importChunk {
+	return &importChunk{rows: make([]importRow, 0, importChunkRows), buf: make([]byte, 0, importChunkBuf)}
+}
+
+func (c *importChunk) reset() {
+	c.rows, c.buf, c.errs = c.rows[:0], c.buf[:0], c.errs[:0]
+	c.stop, c.err = false, nil
+}
 
 // ImportOptOutsCSV reads opt-outs as CSV (contract §8) from r and adds them, streaming:
 // memory does not grow with the file. The header row is optional; it is recognised by a
@@ -104,28 +126,26 @@ func (db *DB) ImportOptOutsCSV(r io.Reader, opt ImportOptions) (ImportResult, er
 		}
 	}
 
-	// A parser goroutine fills chunks while this one writes the previous chunk.
-	type chunk struct {
-		rows []importRow
-		errs []RowError // bad rows, reported in order after the rows before them
-		stop bool
-		err  error
-	}
-	chunks := make(chan chunk, 2)
+	// A parser goroutine fills chunks while this one writes the previous chunk; chunks
+	// come back through free once their WriteBatch is flushed.
+	chunks := make(chan *importChunk, 2)
+	free := make(chan *importChunk, importFlushChunks+4)
 	quit := make(chan struct{})
 	parseDone := make(chan struct{})
 	go func() {
 		defer close(parseDone)
 		defer close(chunks)
-		p := csvParser{cr: csv.NewReader(bufio.NewReaderSize(r, 1<<16)), opt: &opt, now: db.opt.Clock().UTC()}
-		p.cr.FieldsPerRecord = -1
-		p.cr.ReuseRecord = true
-		p.cr.TrimLeadingSpace = true
+		p := newCSVParser(r, &opt, db.opt.Clock().UTC())
 		for {
-			c := chunk{rows: make([]importRow, 0, importChunk)}
-			buf := make([]byte, 0, importChunk*40)
-			for len(c.rows) < importChunk {
-				row, line, msg, err := p.next(&buf)
+			var c *importChunk
+			select {
+			case c = <-free:
+				c.reset()
+			default:
+				c = newImportChunk()
+			}
+			for len(c.rows) < importChunkRows {
+				row, line, msg, err := p.next(&c.buf)
 				if err == io.EOF {
 					c.stop = true
 					break
@@ -158,7 +178,7 @@ func (db *DB) ImportOptOutsCSV(r io.Reader, opt ImportOptions) (ImportResult, er
 	}()
 	defer func() { close(quit); <-parseDone }()
 
-	w := &importWriter{db: db}
+	w := &importWriter{db: db, free: free}
 	defer w.abort()
 	for c := range chunks {
 		// Bad rows of a chunk are reported before its good rows are written; their
@@ -167,10 +187,12 @@ func (db *DB) ImportOptOutsCSV(r io.Reader, opt ImportOptions) (ImportResult, er
 			reject(e.Line, e.Err)
 		}
 		if len(c.rows) > 0 {
-			if err := w.write(c.rows); err != nil {
+			if err := w.write(c); err != nil {
 				return res, err
 			}
 			res.Imported += len(c.rows)
+		} else {
+			w.recycle(c)
 		}
 		if c.err != nil {
 			if err := w.flush(); err != nil {
@@ -193,23 +215,38 @@ func (db *DB) ImportOptOutsCSV(r io.Reader, opt ImportOptions) (ImportResult, er
 type importWriter struct {
 	db      *DB
 	wb      *badger.WriteBatch
-	chunks  int
+	chunks  []*importChunk // written since the last flush; recycled after it
+	free    chan<- *importChunk
 	added   int64
-	pending map[uint64]struct{} // xxhash of the keys not yet flushed
+	pending hashSet // key hashes not yet flushed
+	known   []bool
+	hashes  []uint64
 	start   time.Time
 }
 
 const importFlushChunks = 16
 
-func (w *importWriter) write(rows []importRow) error {
+func (w *importWriter) write(c *importChunk) error {
 	db := w.db
 	if w.wb == nil {
 		db.optMu.Lock()
 		w.wb = db.bdb.NewWriteBatch()
 		w.start = time.Now()
-		if w.pending == nil {
-			w.pending = make(map[uint64]struct{}, importChunk*importFlushChunks)
-		}
+		w.pending.init(importChunkRows * importFlushChunks)
+	}
+	w.chunks = append(w.chunks, c)
+	rows := c.rows
+	// Which rows the filter knows is decided before the chunk's own keys are added;
+	// duplicates inside the import are caught by the pending set. The keys go into the
+	// filter before any of them can be committed: no false negative.
+	w.known = w.known[:0]
+	w.hashes = w.hashes[:0]
+	for i := range rows {
+		w.known = append(w.known, db.filter == nil || db.filter.mayContain(rows[i].hash))
+		w.hashes = append(w.hashes, rows[i].hash)
+	}
+	if db.filter != nil {
+		db.filter.addMany(w.hashes)
 	}
 	var txn *badger.Txn
 	defer func() {
@@ -219,36 +256,39 @@ func (w *importWriter) write(rows []importRow) error {
 	}()
 	for i := range rows {
 		row := &rows[i]
-		kh := xxhash.Sum64(row.key)
-		known := db.filter == nil || db.filter.mayContain(row.hash)
-		if !known {
-			w.added++
-		} else if _, dup := w.pending[kh]; !dup {
-			if txn == nil {
-				txn = db.bdb.NewTransaction(false)
-			}
-			_, err := txn.Get(row.key)
-			if errors.Is(err, badger.ErrKeyNotFound) {
+		if w.pending.add(row.kh) {
+			if !w.known[i] {
 				w.added++
-			} else if err != nil {
-				w.abort()
-				return fmt.Errorf("storage: import: %w", err)
+			} else {
+				if txn == nil {
+					txn = db.bdb.NewTransaction(false)
+				}
+				_, err := txn.Get(row.key)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					w.added++
+				} else if err != nil {
+					w.abort()
+					return fmt.Errorf("storage: import: %w", err)
+				}
 			}
-		}
-		w.pending[kh] = struct{}{}
-		if db.filter != nil {
-			db.filter.add(row.hash) // before the commit: no false negative
 		}
 		if err := w.wb.Set(row.key, row.val); err != nil {
 			w.abort()
 			return fmt.Errorf("storage: import: %w", err)
 		}
 	}
-	w.chunks++
-	if w.chunks >= importFlushChunks {
+	if len(w.chunks) >= importFlushChunks {
 		return w.flush()
 	}
 	return nil
+}
+
+// recycle hands c back to the parser (or drops it when the free list is full).
+func (w *importWriter) recycle(c *importChunk) {
+	select {
+	case w.free <- c:
+	default:
+	}
 }
 
 // flush commits what is pending and releases the opt-out lock.
@@ -282,117 +322,56 @@ func (w *importWriter) abort() {
 	}
 }
 
+// finish ends a batch: its chunks are no longer referenced by Badger (flushed or
+// cancelled), so they go back to the parser.
 func (w *importWriter) finish() {
 	w.wb = nil
-	w.chunks = 0
+	for i, c := range w.chunks {
+		w.recycle(c)
+		w.chunks[i] = nil
+	}
+	w.chunks = w.chunks[:0]
 	w.added = 0
-	clear(w.pending)
+	w.pending.reset()
 	w.db.optMu.Unlock()
 }
 
-type csvParser struct {
-	cr      *csv.Reader
-	opt     *ImportOptions
-	now     time.Time
-	cols    [ncols]int // index of each column in a record, -1 when absent
-	started bool
+// hashSet is an open-addressing set of non-zero uint64 hashes (0 is stored as 1): the
+// import's unflushed keys, without the allocations of a map.
+type hashSet struct {
+	slots []uint64
+	mask  uint64
 }
 
-// next returns the next row (key nil for a header), or a bad row's line and message.
-func (p *csvParser) next(buf *[]byte) (importRow, int, string, error) {
-	rec, err := p.cr.Read()
-	if err != nil {
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			return importRow{}, pe.StartLine, "csv: " + pe.Err.Error(), nil
-		}
-		return importRow{}, 0, "", err
+// init sizes the set for n entries (load factor at most 1/2); it keeps a large enough table.
+func (s *hashSet) init(n int) {
+	size := 1
+	for size < 2*n {
+		size <<= 1
 	}
-	line, _ := p.cr.FieldPos(0)
-	if !p.started {
-		p.started = true
-		if p.header(rec) {
-			return importRow{}, line, "", nil
-		}
+	if len(s.slots) < size {
+		s.slots = make([]uint64, size)
+		s.mask = uint64(size - 1)
 	}
-	field := func(c int) string {
-		if i := p.cols[c]; i >= 0 && i < len(rec) {
-			return strings.TrimSpace(rec[i])
-		}
-		return ""
-	}
-	addr := field(colAddress)
-	if addr == "" {
-		return importRow{}, line, "address: missing", nil
-	}
-	tenant, ch, source := field(colTenant), field(colChannel), field(colSource)
-	if tenant == "" {
-		tenant = p.opt.Tenant
-	}
-	if ch == "" {
-		ch = p.opt.Channel
-	}
-	if source == "" {
-		source = p.opt.Source
-	}
-	code, err := chanCode(ch)
-	if err != nil {
-		return importRow{}, line, fmt.Sprintf("channel: must be sms, voice or all, got %q", ch), nil
-	}
-	a, err := dispatch.NormalizeE164(addr, p.opt.Region)
-	if err != nil {
-		return importRow{}, line, fmt.Sprintf("address: %q is not a phone number", addr), nil
-	}
-	ts := p.now
-	if s := field(colTS); s != "" {
-		if ts, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return importRow{}, line, fmt.Sprintf("ts: must be RFC 3339, got %q", s), nil
-		}
-	}
-	b := *buf
-	if cap(b)-len(b) < 64+len(tenant)+len(a)+len(source) {
-		b = make([]byte, 0, importChunk*40)
-	}
-	start := len(b)
-	b = appendOptKey(b, tenant, code, a)
-	k := b[start:len(b):len(b)]
-	start = len(b)
-	b = appendOptValue(b, ts, source)
-	v := b[start:len(b):len(b)]
-	*buf = b
-	return importRow{key: k, val: v, hash: filterHash(tenant, a)}, line, "", nil
 }
 
-// header maps columns; it reports whether rec is a header row.
-func (p *csvParser) header(rec []string) bool {
-	for i := range p.cols {
-		p.cols[i] = -1
+// add inserts h and reports whether it was absent.
+func (s *hashSet) add(h uint64) bool {
+	if h == 0 {
+		h = 1
 	}
-	isHeader := false
-	for _, f := range rec {
-		if strings.EqualFold(strings.TrimSpace(f), "address") {
-			isHeader = true
+	for i := h & s.mask; ; i = (i + 1) & s.mask {
+		switch s.slots[i] {
+		case 0:
+			s.slots[i] = h
+			return true
+		case h:
+			return false
 		}
 	}
-	if isHeader {
-		for i, f := range rec {
-			for c, name := range CSVHeader {
-				if strings.EqualFold(strings.TrimSpace(f), name) {
-					p.cols[c] = i
-				}
-			}
-		}
-		return true
-	}
-	if len(rec) == 1 {
-		p.cols[colAddress] = 0
-		return false
-	}
-	for c := 0; c < ncols && c < len(rec); c++ {
-		p.cols[c] = c
-	}
-	return false
 }
+
+func (s *hashSet) reset() { clear(s.slots) }
 
 // ExportOptOutsCSV writes every opt-out as CSV with the header tenant,channel,address,
 // source,ts (ts RFC 3339 UTC with nanoseconds), in tenant, channel, address order,

@@ -92,6 +92,20 @@ func (f *filter) mayContain(h uint64) bool {
 // add records h; when the newest layer is at capacity it adds one twice as large.
 func (f *filter) add(h uint64) {
 	f.mu.Lock()
+	f.addLocked(h)
+	f.mu.Unlock()
+}
+
+// addMany records every hash of hs under one lock (an import's chunk).
+func (f *filter) addMany(hs []uint64) {
+	f.mu.Lock()
+	for _, h := range hs {
+		f.addLocked(h)
+	}
+	f.mu.Unlock()
+}
+
+func (f *filter) addLocked(h uint64) {
 	ls := *f.layers.Load()
 	last := ls[len(ls)-1]
 	if last.n >= last.cap {
@@ -103,7 +117,6 @@ func (f *filter) add(h uint64) {
 	}
 	last.add(h)
 	last.n++
-	f.mu.Unlock()
 }
 
 // bytes is the memory the filter holds.
