@@ -67,6 +67,8 @@ type DB struct {
 
 	histSeq atomic.Uint64 // history and outbox sequence, seeded at open (seedSeq)
 
+	claims claimBatcher // group commit of Claim (claim_batch.go)
+
 	dueFrom atomic.Int64 // where Expiring starts reading the due index
 
 	schedLen atomic.Int64

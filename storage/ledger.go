@@ -1,9 +1,7 @@
 package storage
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -35,39 +33,10 @@ func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, erro
 	}
 	defer db.release()
 	start := time.Now()
-	ck := key1(pClaim, id)
-	var prev dispatch.Claim
-	var existed bool
-	err := db.update(func(txn *badger.Txn) error {
-		existed = false
-		item, err := txn.Get(ck)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(source)), uint64(at.UnixNano()))
-			return txn.SetEntry(&badger.Entry{Key: ck, Value: append(v, source...), ExpiresAt: db.expiry()})
-		}
-		if err != nil {
-			return err
-		}
-		existed = true
-		err = item.Value(func(v []byte) error {
-			if len(v) < 8 {
-				return fmt.Errorf("%w: claim of %q", ErrCorrupt, id)
-			}
-			prev = dispatch.Claim{Source: string(v[8:]), At: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		item, err = txn.Get(key1(pTerminal, id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { prev.Terminal = dispatch.Status(v); return nil })
-	})
+	r := db.claims.get(id, source, at)
+	db.claims.claim(db, r)
+	prev, existed, err := r.prev, r.existed, r.err
+	db.claims.put(r)
 	db.m.writeSeconds.WithLabelValues("claim").Observe(time.Since(start).Seconds())
 	if err != nil {
 		return dispatch.Claim{}, false, fmt.Errorf("storage: claim %q: %w", id, err)
