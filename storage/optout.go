@@ -71,8 +71,23 @@ func decodeOptOut(k, v []byte) (dispatch.OptOut, error) {
 	}, nil
 }
 
-// loadOptOuts counts the opt-outs and fills the filter: one key-only pass.
+// loadOptOuts sets the opt-out count and the filter: from the state file of the last
+// clean Close when it can be trusted (filter_persist.go), else by one key-only pass.
 func (db *DB) loadOptOuts() error {
+	ok, err := db.loadOptOutState()
+	if err != nil {
+		return fmt.Errorf("opt-out state file: %w", err)
+	}
+	if ok {
+		db.log.Info("storage: opt-outs loaded from the state saved at the last close", "optouts", db.optCount.Load())
+		return nil
+	}
+	db.log.Info("storage: counting opt-outs by scan")
+	return db.scanOptOuts()
+}
+
+// scanOptOuts counts the opt-outs and fills the filter: one key-only pass.
+func (db *DB) scanOptOuts() error {
 	var hint int64
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(keyOptOutHint)
@@ -136,10 +151,20 @@ func (db *DB) recountOptOuts() error {
 	return err
 }
 
+// saveOptOutHint saves, at Close after the last write, the opt-out count (a hint that
+// sizes the filter of the next scan) and then the state file that spares the next Open
+// that scan (filter_persist.go).
 func (db *DB) saveOptOutHint() error {
-	return db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.bdb.Update(func(txn *badger.Txn) error {
 		return txn.Set(keyOptOutHint, binary.BigEndian.AppendUint64(nil, uint64(db.optCount.Load())))
 	})
+	if err != nil {
+		return err
+	}
+	if err := db.saveOptOutState(); err != nil {
+		return fmt.Errorf("opt-out state file: %w", err)
+	}
+	return nil
 }
 
 func orDefaultTenant(t string) string {
