@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -110,6 +113,61 @@ func BenchmarkImportParse(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// BenchmarkOpenOptOuts opens a database holding SENDCORE_BENCH_OPEN_OPTOUTS opt-outs
+// (default 1M; built once per process in a temp dir) after a clean Close: "state" uses the
+// state file that Close saved, "scan" removes it first (as after a crash, or before the
+// state file existed).
+func BenchmarkOpenOptOuts(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("SENDCORE_BENCH_OPEN_OPTOUTS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	dir := b.TempDir()
+	db, err := Open(dir, Options{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	const step = 1_000_000
+	for i := 0; i < n; i += step {
+		var buf bytes.Buffer
+		for j := i; j < min(n, i+step); j++ {
+			fmt.Fprintf(&buf, "default,sms,+3584%08d\n", 2*j)
+		}
+		if _, err := db.ImportOptOutsCSV(&buf, ImportOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("loaded %d opt-outs in %v", n, time.Since(start))
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"state", "scan"} {
+		b.Run(mode, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if mode == "scan" {
+					if err := os.Remove(filepath.Join(dir, optStateFile)); err != nil && !os.IsNotExist(err) {
+						b.Fatal(err)
+					}
+				}
+				db, err := Open(dir, Options{}, nil, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if c, _ := db.CountOptOuts(); c != n {
+					b.Fatalf("count %d, want %d", c, n)
+				}
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
 		})
 	}
 }
