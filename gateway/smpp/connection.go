@@ -40,8 +40,10 @@ func (e *StatusError) Error() string { return fmt.Sprintf("smpp: command_status 
 // Is makes errors.Is(err, ErrStatus) true.
 func (e *StatusError) Is(target error) bool { return target == ErrStatus }
 
-// Handlers receive what the SMSC delivers. Each is called from one goroutine per session,
-// never from the read loop; the deliver_sm/data_sm is acknowledged with status 0 only
+// Handlers receive what the SMSC delivers. They are called concurrently (16 goroutines
+// per receiving session), never from the read loop, and in arrival order for one SMSC
+// message id (receipts) or one sender (MO); they must be safe for concurrent use. The
+// deliver_sm/data_sm is acknowledged with status 0 only
 // after the handler returned nil (the receipt or MO is durable), otherwise with
 // ESME_RX_T_APPN (0x64) so that the SMSC delivers it again. A nil handler acknowledges at
 // once.

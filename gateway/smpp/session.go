@@ -22,8 +22,12 @@ import (
 // number in the in-flight table, never blocks on handlers), writer (the only writer of the
 // socket, flushes when its queue is momentarily empty), pump (transmitter/transceiver:
 // takes a window slot, a message and a rate token, registers the submit in flight, then
-// queues its bytes), handler (receiver/transceiver: hands deliver_sm/data_sm to Handlers,
-// then queues the response), ticker (response timeouts, enquire_link, dead peer).
+// queues its bytes), handlers (receiver/transceiver: handlerShards goroutines hand
+// deliver_sm/data_sm to Handlers, then queue the response; a receipt goes to the shard of
+// its SMSC message id and an MO to the shard of its sender, so that the deliveries of one
+// message or one handset are handled in order while different ones are handled
+// concurrently: a handler that writes to storage would otherwise cap receipts at one
+// write at a time), ticker (response timeouts, enquire_link, dead peer).
 //
 // Lock order: Connection.qmu, Connection.thrMu and session.mu are never held together
 // with another lock; callbacks into Connection are made without session.mu held.
@@ -35,6 +39,13 @@ const (
 )
 
 const maxSeq = 0x7FFFFFFF
+
+// handlerShards is the number of handler goroutines per receiving session, and
+// inboxPerShard the deliveries each holds before the session answers ESME_RX_T_APPN.
+const (
+	handlerShards = 16
+	inboxPerShard = 256
+)
 
 type flight struct {
 	msg      *message
@@ -55,7 +66,7 @@ type session struct {
 	window chan struct{}
 	out    chan []byte // nil entry: flush, then close the session (after unbind_resp)
 	free   chan []byte
-	inbox  chan inbound
+	inbox  []chan inbound // one per handler shard
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -83,9 +94,12 @@ func newSession(c *Connection, i int, kind uint32) *session {
 		window: make(chan struct{}, c.cfg.Window),
 		out:    make(chan []byte, c.cfg.Window+64),
 		free:   make(chan []byte, c.cfg.Window+64),
-		inbox:  make(chan inbound, 1024),
+		inbox:  make([]chan inbound, handlerShards),
 		dead:   make(chan struct{}), quit: make(chan struct{}), unbound: make(chan struct{}),
 		inflight: make(map[uint32]flight, c.cfg.Window),
+	}
+	for i := range s.inbox {
+		s.inbox[i] = make(chan inbound, inboxPerShard)
 	}
 	return s
 }
@@ -189,7 +203,9 @@ func (s *session) run(ctx context.Context) (bound bool, err error) {
 	start(&wg, s.writer)
 	start(&wg, s.ticker)
 	if s.canReceive() {
-		start(&wg, s.handler)
+		for i := range s.inbox {
+			start(&wg, func() { s.handler(s.inbox[i]) })
+		}
 	}
 	if s.canSubmit() {
 		start(&pumpWG, s.pump)
@@ -503,19 +519,33 @@ func (s *session) inbound(h wire.Header, body []byte) {
 		return
 	}
 	in.seq = h.Seq
+	key := in.r.SMSCID
+	if !in.receipt {
+		key = in.mo.From
+	}
 	select {
-	case s.inbox <- in:
+	case s.inbox[shardOf(key)] <- in:
 	default:
 		s.send(wire.AppendIDResp(s.getBuf(), resp, wire.StatusRxTAppN, h.Seq, nil))
 	}
 }
 
-func (s *session) handler() {
+// shardOf maps a key onto a handler shard (FNV-1a).
+func shardOf(key string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % handlerShards)
+}
+
+func (s *session) handler(inbox <-chan inbound) {
 	c := s.c
 	for {
 		var in inbound
 		select {
-		case in = <-s.inbox:
+		case in = <-inbox:
 		case <-s.dead:
 			return // unanswered deliveries are redelivered by the SMSC
 		}
