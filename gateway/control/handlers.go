@@ -35,6 +35,9 @@ const (
 // admin; the segment calculator read (it changes nothing).
 func (s *Server) routes() {
 	h := func(method, pattern string, sc scope, fn handlerFunc) {
+		if pattern != importRoute {
+			fn = s.bodyInMemory(fn) // the import streams its body itself
+		}
 		s.rt.handle(method, pattern, sc, fn, s.m.forRoute(pattern, method))
 	}
 	get, put, post, patch, del := fasthttp.MethodGet, fasthttp.MethodPut, fasthttp.MethodPost, fasthttp.MethodPatch, fasthttp.MethodDelete
@@ -49,7 +52,7 @@ func (s *Server) routes() {
 	h(get, "/openapi.yaml", scopeNone, s.openapi)
 	h(get, "/debug/pprof/*", scopeAdmin, func(ctx *fasthttp.RequestCtx, _ *params) { pprofhandler.PprofHandler(ctx) })
 
-	h(post, "/v1/optouts/import", scopeWrite, s.importOptOuts)
+	h(post, importRoute, scopeWrite, s.importOptOuts)
 	h(get, "/v1/optouts/export", scopeRead, s.exportOptOuts)
 	h(get, "/v1/optouts/{tenant}/{channel}/{address}", scopeRead, s.getOptOut)
 	h(put, "/v1/optouts/{tenant}/{channel}/{address}", scopeWrite, s.putOptOut)
@@ -489,6 +492,16 @@ func (s *Server) setOptOut(ctx *fasthttp.RequestCtx, p *params, optedOut bool) {
 	writeOptOut(ctx, fasthttp.StatusOK, &optOutView{Tenant: tenant, Channel: channel, Address: address, OptedOut: true, Source: o.Source, TS: &o.TS})
 }
 
+// importRoute streams its body (Server.StreamRequestBody): a CSV of millions of rows is
+// imported as it arrives, never held in memory.
+const importRoute = "/v1/optouts/import"
+
+// importOptOuts streams the request body into the importer. A Content-Length over
+// max_body_bytes is refused (413) before anything is read. A chunked body that turns out
+// larger, or bytes that are not UTF-8, stop the import where they are found: the answer
+// is then the 413 or 400 error, and the rows before that point may have been imported
+// (importing them again is harmless: an opt-out is set, not added twice). Each read of the
+// body must make progress within read_timeout; the whole import may take longer.
 func (s *Server) importOptOuts(ctx *fasthttp.RequestCtx, _ *params) {
 	if s.b.ImportOptOuts == nil {
 		s.fail(ctx, errUnavailable)
@@ -498,17 +511,131 @@ func (s *Server) importOptOuts(ctx *fasthttp.RequestCtx, _ *params) {
 		s.fail(ctx, err)
 		return
 	}
-	body := ctx.PostBody() // bounded by max_body_bytes; the importer reads it during the call
-	if !utf8.Valid(body) {
-		s.fail(ctx, badField("body", "not valid UTF-8"))
+	if cl := ctx.Request.Header.ContentLength(); cl > s.cfg.MaxBodyBytes {
+		s.fail(ctx, fmt.Errorf("%w: body exceeds %d bytes", errTooLarge, s.cfg.MaxBodyBytes))
 		return
 	}
-	res, err := s.b.ImportOptOuts(bytes.NewReader(body))
+	in := &importBody{r: ctx.RequestBodyStream(), max: s.cfg.MaxBodyBytes}
+	if in.r == nil { // not streamed: a body fasthttp already holds (or none)
+		in.r = bytes.NewReader(ctx.Request.Body())
+	} else if s.cfg.ReadTimeout > 0 {
+		in.deadline = func() { _ = ctx.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout)) }
+	}
+	res, err := s.b.ImportOptOuts(in)
+	if in.err != nil { // the importer saw it as a read error, or stopped at it
+		s.fail(ctx, in.err)
+		return
+	}
 	if err != nil {
 		s.fail(ctx, err)
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, res)
+}
+
+// importBody is the import's view of the request body: it counts the bytes against
+// max_body_bytes, checks that they are UTF-8 (across reads), and extends the connection's
+// read deadline before each read. Its first failure is kept in err and returned once;
+// later reads return io.EOF, so that any importer stops.
+type importBody struct {
+	r        io.Reader
+	max      int
+	n        int
+	deadline func()
+	tail     [utf8.UTFMax]byte // a rune begun at the end of the previous read
+	nt       int
+	err      error
+}
+
+func (b *importBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, io.EOF
+	}
+	if b.deadline != nil {
+		b.deadline()
+	}
+	n, err := b.r.Read(p)
+	b.n += n
+	switch {
+	case b.n > b.max:
+		return b.fail(fmt.Errorf("%w: body exceeds %d bytes", errTooLarge, b.max))
+	case !b.valid(p[:n]) || (err == io.EOF && b.nt > 0):
+		return b.fail(badField("body", "not valid UTF-8"))
+	case err != nil && err != io.EOF:
+		return b.fail(badField("body", "could not be read: %v", err))
+	}
+	return n, err
+}
+
+func (b *importBody) fail(err error) (int, error) {
+	b.err = err
+	return 0, err
+}
+
+// valid reports whether c, after what the previous reads left pending, is UTF-8 so far;
+// a rune cut at the end of c is kept for the next read.
+func (b *importBody) valid(c []byte) bool {
+	for b.nt > 0 && len(c) > 0 {
+		b.tail[b.nt] = c[0]
+		b.nt++
+		c = c[1:]
+		if utf8.FullRune(b.tail[:b.nt]) {
+			if r, size := utf8.DecodeRune(b.tail[:b.nt]); r == utf8.RuneError && size <= 1 {
+				return false
+			}
+			b.nt = 0
+		}
+	}
+	if len(c) == 0 {
+		return true
+	}
+	i := len(c) - 1
+	for i > 0 && len(c)-i < utf8.UTFMax && !utf8.RuneStart(c[i]) {
+		i--
+	}
+	if !utf8.FullRune(c[i:]) {
+		b.nt = copy(b.tail[:], c[i:])
+		c = c[:i]
+	}
+	return utf8.Valid(c)
+}
+
+// headerReceived (fasthttp's Server.HeaderReceived) has fasthttp read only one byte
+// ahead of the handler, instead of up to 8 KiB, when the announced body is over
+// max_body_bytes: the 413 is then answered without waiting for body bytes that the client
+// may hold back until it sees an answer.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() > s.cfg.MaxBodyBytes {
+		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// bodyInMemory reads a streamed request body into memory before fn, for every route
+// but the import. With StreamRequestBody fasthttp hands bodies over as streams and no
+// longer enforces max_body_bytes itself (PostBody would read any length): this keeps that
+// bound, with the same 413.
+func (s *Server) bodyInMemory(fn handlerFunc) handlerFunc {
+	return func(ctx *fasthttp.RequestCtx, p *params) {
+		if st := ctx.RequestBodyStream(); st != nil && ctx.Request.Header.ContentLength() != 0 {
+			if ctx.Request.Header.ContentLength() > s.cfg.MaxBodyBytes {
+				s.fail(ctx, fmt.Errorf("%w: body exceeds %d bytes", errTooLarge, s.cfg.MaxBodyBytes))
+				return
+			}
+			var buf bytes.Buffer
+			n, err := buf.ReadFrom(io.LimitReader(st, int64(s.cfg.MaxBodyBytes)+1))
+			if err != nil {
+				s.fail(ctx, badField("body", "could not be read: %v", err))
+				return
+			}
+			if n > int64(s.cfg.MaxBodyBytes) {
+				s.fail(ctx, fmt.Errorf("%w: body exceeds %d bytes", errTooLarge, s.cfg.MaxBodyBytes))
+				return
+			}
+			ctx.Request.SetBody(buf.Bytes())
+		}
+		fn(ctx, p)
+	}
 }
 
 func (s *Server) exportOptOuts(ctx *fasthttp.RequestCtx, _ *params) {

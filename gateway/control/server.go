@@ -88,6 +88,12 @@ func New(cfg Config, b Backend, log *slog.Logger, reg *prometheus.Registry) (*Se
 		CloseOnShutdown:              true,
 		NoDefaultContentType:         true,
 		Logger:                       fasthttpLogger{log},
+
+		// Bodies arrive as streams: the CSV import reads its body while importing
+		// (millions of rows, never held in memory); every other route reads its body
+		// into memory first, bounded by MaxBodyBytes (handlers.go bodyInMemory).
+		StreamRequestBody: true,
+		HeaderReceived:    s.headerReceived,
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
