@@ -105,7 +105,9 @@ func (p *Pipeline) call(j *job) {
 		}
 	}
 	if res.Duration > 0 {
-		ev.DurationMS = res.Duration.Milliseconds()
+		// Rounded up: an answered call lasted at least 1 ms, and duration_ms (omitted when
+		// zero) is part of every completed event.
+		ev.DurationMS = int64((res.Duration + time.Millisecond - 1) / time.Millisecond)
 	}
 	if j.pool != "" && p.o.Pools != nil {
 		p.o.Pools.Feedback(j.pool, j.ev.From, ev.Status, p.now())
