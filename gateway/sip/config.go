@@ -3,8 +3,9 @@ package sip
 import (
 	"fmt"
 	"net"
-	"strings"
 	"time"
+
+	"github.com/sendcore/sendcore/dispatch"
 )
 
 // Config is one entry of the `sip` section: one SIP trunk (contract §5).
@@ -60,13 +61,8 @@ func (c Config) Validate() error {
 	if c.CPS <= 0 {
 		return fmt.Errorf("cps: must be > 0, got %v", c.CPS)
 	}
-	if len(c.Routes) == 0 {
-		return fmt.Errorf("routes: must list at least one prefix or \"*\"")
-	}
-	for i, r := range c.Routes {
-		if r != "*" && (!strings.HasPrefix(r, "+") || len(r) < 2 || strings.Trim(r[1:], "0123456789") != "") {
-			return fmt.Errorf("routes[%d]: must be \"*\" or \"+\" and digits, got %q", i, r)
-		}
+	if err := dispatch.ValidatePrefixes(c.Routes); err != nil {
+		return err
 	}
 	if c.AnswerTimeout <= 0 {
 		return fmt.Errorf("answer_timeout: must be > 0, got %v", c.AnswerTimeout)

@@ -3,8 +3,9 @@ package smpp
 import (
 	"fmt"
 	"net"
-	"strings"
 	"time"
+
+	"github.com/sendcore/sendcore/dispatch"
 )
 
 // Config is one entry of the `smpp` section: one SMSC connection (contract §5).
@@ -89,13 +90,8 @@ func (c Config) Validate() error {
 	if c.TPS < 0 {
 		return fmt.Errorf("tps: must be >= 0, got %v", c.TPS)
 	}
-	if len(c.Routes) == 0 {
-		return fmt.Errorf("routes: must list at least one prefix or \"*\"")
-	}
-	for i, r := range c.Routes {
-		if r != "*" && (!strings.HasPrefix(r, "+") || len(r) < 2 || strings.Trim(r[1:], "0123456789") != "") {
-			return fmt.Errorf("routes[%d]: must be \"*\" or \"+\" and digits, got %q", i, r)
-		}
+	if err := dispatch.ValidatePrefixes(c.Routes); err != nil {
+		return err
 	}
 	if c.SourceTON != "auto" {
 		var ton, npi int
