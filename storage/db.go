@@ -77,8 +77,10 @@ type DB struct {
 
 // Open opens (creating it if needed) the database in dir. It fails with ErrLocked,
 // ErrCorrupt, ErrNotWritable or ErrDiskFull (wrapped, with the dir named) rather than
-// panicking. reg may be nil (no metrics). With the opt-out filter enabled Open reads every
-// opt-out key once (about a second per few million).
+// panicking. reg may be nil (no metrics). The opt-out count and filter come from the
+// state saved by the last clean Close when nothing was written since (about 0.1 s for 10M
+// opt-outs); otherwise (first open, after a crash) Open reads every opt-out key once
+// (about a second per million on a loaded machine). See filter_persist.go.
 func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer) (*DB, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: data dir: must not be empty", ErrInvalid)
