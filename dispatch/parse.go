@@ -73,7 +73,11 @@ func parseRequest(value []byte, maxBytes int, smartDefault bool, count countFunc
 		p.bad = fail(ReasonInvalidJSON, "value: nesting depth %d exceeds %d", d, maxJSONDepth)
 		return p
 	}
-	err := json.Unmarshal(value, &p.req)
+	var err error
+	if !decodeRequestFast(value, &p.req) {
+		p.req = Request{}
+		err = json.Unmarshal(value, &p.req)
+	}
 	if err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
@@ -264,4 +268,286 @@ func jsonDepth(b []byte) int {
 		}
 	}
 	return max
+}
+
+// decodeRequestFast decodes the common shape of a request without reflection: one JSON
+// object whose keys are spelled exactly as in Request's tags, with string values, true or
+// false for dlr and smart_encoding, and meta an object of strings. It reports false, with
+// r in an unspecified state, on anything else (another key or spelling, a repeated key,
+// null, numbers, times, voice, a \u escape of a surrogate, a syntax error, trailing
+// data): the caller then uses encoding/json, whose result and errors stay the reference.
+// When it reports true, r is exactly what json.Unmarshal would have produced
+// (FuzzDecodeRequestFast). value must be valid UTF-8.
+func decodeRequestFast(value []byte, r *Request) bool {
+	d := fastDecoder{b: value}
+	d.ws()
+	if !d.eat('{') {
+		return false
+	}
+	var seen uint32
+	d.ws()
+	if d.eat('}') {
+		return d.end()
+	}
+	for {
+		d.ws()
+		key, ok := d.rawKey()
+		if !ok {
+			return false
+		}
+		d.ws()
+		if !d.eat(':') {
+			return false
+		}
+		d.ws()
+		bit, dst, flag := requestField(r, key)
+		if bit == 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		switch {
+		case dst != nil:
+			if *dst, ok = d.str(); !ok {
+				return false
+			}
+		case flag != nil:
+			v, ok := d.boolean()
+			if !ok {
+				return false
+			}
+			*flag = &v
+		default: // meta
+			if r.Meta, ok = d.stringMap(); !ok {
+				return false
+			}
+		}
+		d.ws()
+		if d.eat(',') {
+			continue
+		}
+		if d.eat('}') {
+			return d.end()
+		}
+		return false
+	}
+}
+
+// requestField returns the seen-bit of key and where its value goes: a string, a
+// *bool, or (both nil) Meta. A zero bit means the fast path does not take key.
+func requestField(r *Request, key []byte) (bit uint32, dst *string, flag **bool) {
+	switch string(key) { // no allocation: compared in place
+	case "id":
+		return 1 << 0, &r.ID, nil
+	case "channel":
+		return 1 << 1, &r.Channel, nil
+	case "tenant":
+		return 1 << 2, &r.Tenant, nil
+	case "to":
+		return 1 << 3, &r.To, nil
+	case "from":
+		return 1 << 4, &r.From, nil
+	case "pool":
+		return 1 << 5, &r.Pool, nil
+	case "text":
+		return 1 << 6, &r.Text, nil
+	case "encoding":
+		return 1 << 7, &r.Encoding, nil
+	case "campaign":
+		return 1 << 8, &r.Campaign, nil
+	case "module":
+		return 1 << 9, &r.Module, nil
+	case "priority":
+		return 1 << 10, &r.Priority, nil
+	case "smart_encoding":
+		return 1 << 11, nil, &r.SmartEncoding
+	case "dlr":
+		return 1 << 12, nil, &r.DLR
+	case "meta":
+		return 1 << 13, nil, nil
+	}
+	return 0, nil, nil
+}
+
+type fastDecoder struct {
+	b []byte
+	i int
+}
+
+func (d *fastDecoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *fastDecoder) eat(c byte) bool {
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// end reports whether only whitespace follows.
+func (d *fastDecoder) end() bool {
+	d.ws()
+	return d.i == len(d.b)
+}
+
+// rawKey returns an object key without escapes, in place.
+func (d *fastDecoder) rawKey() ([]byte, bool) {
+	if !d.eat('"') {
+		return nil, false
+	}
+	start := d.i
+	for d.i < len(d.b) {
+		switch c := d.b[d.i]; {
+		case c == '"':
+			d.i++
+			return d.b[start : d.i-1], true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+		d.i++
+	}
+	return nil, false
+}
+
+func (d *fastDecoder) boolean() (bool, bool) {
+	switch {
+	case len(d.b)-d.i >= 4 && string(d.b[d.i:d.i+4]) == "true":
+		d.i += 4
+		return true, true
+	case len(d.b)-d.i >= 5 && string(d.b[d.i:d.i+5]) == "false":
+		d.i += 5
+		return false, true
+	}
+	return false, false
+}
+
+// str decodes a JSON string.
+func (d *fastDecoder) str() (string, bool) {
+	if !d.eat('"') {
+		return "", false
+	}
+	start := d.i
+	for d.i < len(d.b) {
+		switch c := d.b[d.i]; {
+		case c == '"':
+			d.i++
+			return string(d.b[start : d.i-1]), true
+		case c == '\\':
+			return d.escaped(start)
+		case c < 0x20:
+			return "", false
+		}
+		d.i++
+	}
+	return "", false
+}
+
+// escaped decodes the rest of a string that has an escape at d.i; b[start:d.i] is plain.
+func (d *fastDecoder) escaped(start int) (string, bool) {
+	out := make([]byte, 0, d.i-start+16)
+	out = append(out, d.b[start:d.i]...)
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			return string(out), true
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			out = append(out, c)
+			d.i++
+			continue
+		}
+		if d.i+1 >= len(d.b) {
+			return "", false
+		}
+		e := d.b[d.i+1]
+		d.i += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if d.i+4 > len(d.b) {
+				return "", false
+			}
+			var r rune
+			for _, h := range d.b[d.i : d.i+4] {
+				switch {
+				case h >= '0' && h <= '9':
+					h -= '0'
+				case h >= 'a' && h <= 'f':
+					h = h - 'a' + 10
+				case h >= 'A' && h <= 'F':
+					h = h - 'A' + 10
+				default:
+					return "", false
+				}
+				r = r<<4 | rune(h)
+			}
+			if r >= 0xD800 && r < 0xE000 { // surrogates: encoding/json's rules
+				return "", false
+			}
+			d.i += 4
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// stringMap decodes an object of strings into a new map (empty, not nil, for {}).
+func (d *fastDecoder) stringMap() (map[string]string, bool) {
+	if !d.eat('{') {
+		return nil, false
+	}
+	m := make(map[string]string, 2)
+	d.ws()
+	if d.eat('}') {
+		return m, true
+	}
+	for {
+		d.ws()
+		k, ok := d.str()
+		if !ok {
+			return nil, false
+		}
+		d.ws()
+		if !d.eat(':') {
+			return nil, false
+		}
+		d.ws()
+		v, ok := d.str()
+		if !ok {
+			return nil, false
+		}
+		m[k] = v
+		d.ws()
+		if d.eat(',') {
+			continue
+		}
+		if d.eat('}') {
+			return m, true
+		}
+		return nil, false
+	}
 }
