@@ -10,8 +10,10 @@ import (
 // filter is an in-memory, add-only, growing blocked Bloom filter over (tenant, address)
 // of every opt-out. It has no false negatives: a key is added before its opt-out is
 // committed, so a check that could see the record sees the filter bit. It has false
-// positives (about 0.1 % at its capacity, and removed opt-outs stay in it until the next
-// Open), which only cost a Badger read. Lookups take no lock.
+// positives (about 0.1 % per layer at its capacity), which only cost a Badger read.
+// Removed opt-outs stay in it, and so do they across clean restarts, since Close saves the
+// filter (filter_persist.go): until an Open rebuilds it by a scan, which happens after a
+// crash or when Close found too many stale keys or layers to save it. Lookups take no lock.
 type filter struct {
 	mu     sync.Mutex // adders
 	layers atomic.Pointer[[]*bloomLayer]
