@@ -102,7 +102,8 @@ type eventCall struct {
 
 func (e *eventCall) finish(err error) {
 	if err != nil {
-		e.err.CompareAndSwap(nil, &err)
+		first := err // only a failure's error escapes to the heap
+		e.err.CompareAndSwap(nil, &first)
 	}
 	if e.left.Add(-1) == 0 {
 		var err error
