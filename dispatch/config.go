@@ -94,6 +94,11 @@ type Config struct {
 	ScheduleLease time.Duration `yaml:"schedule_lease"`
 	// EventBatch is the largest batch of events written at once.
 	EventBatch int `yaml:"event_batch"`
+	// MaxUnconfirmed bounds, per SMS connection, the requests sent (submit_sm written)
+	// whose outcome is not yet durable in the ledger: what a crash can send twice. 0
+	// takes the connection's in-flight window when it reports one (InFlightWindower),
+	// else 256; -1 is unbounded.
+	MaxUnconfirmed int `yaml:"max_unconfirmed"`
 	// ReceiptSweep is how often submissions whose receipt_ttl passed are looked for
 	// (they end in undelivered, receipt_timeout).
 	ReceiptSweep time.Duration `yaml:"receipt_sweep"`

@@ -43,14 +43,19 @@ type batch struct {
 	thens  []func()
 }
 
-// publishedFlush bounds how many published outbox entries wait for removal.
+// publishedFlush bounds how many published outbox entries wait for removal, and the
+// events of one write to a synchronous sink.
 const publishedFlush = 8192
+
+// outBatches bounds the durable batches waiting for the write stage: beyond them the
+// ledger stage waits for the events topic (memory bound; the outbox has them anyway).
+const outBatches = 256
 
 func newEmitter(ledger Ledger, sink EventSink, batchMax int, log *slog.Logger, m *metrics) *emitter {
 	return &emitter{
 		ledger: ledger, sink: sink, log: log, m: m, batchMax: batchMax,
 		in:   make(chan pending, 4*batchMax),
-		out:  make(chan batch, 4),
+		out:  make(chan batch, outBatches),
 		dead: make(chan struct{}),
 	}
 }
@@ -201,7 +206,93 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 	}
 }
 
+// writeStage publishes the batches of the ledger stage in order: with an AsyncEventSink
+// up to maxAsyncBatches at once, else one at a time. The outbox entries of what the sink
+// acknowledged are removed in batches by a collector. When ctx ends first, what is not
+// acknowledged stays in the outbox for the next start.
 func (e *emitter) writeStage(ctx context.Context) {
+	acked := make(chan []uint64, 256)
+	stop := make(chan struct{})
+	collected := make(chan struct{})
+	go func() { defer close(collected); e.collect(acked, stop) }()
+	ack := func(seqs []uint64) {
+		select {
+		case acked <- seqs:
+		case <-stop:
+		}
+	}
+	async, _ := e.sink.(AsyncEventSink)
+	sem := make(chan struct{}, maxAsyncBatches)
+	var inflight sync.WaitGroup
+	for b := range e.out {
+		switch {
+		case e.sink == nil:
+			ack(b.seqs)
+		case async != nil:
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				continue // left in the outbox
+			}
+			inflight.Add(1)
+			start, seqs, n := time.Now(), b.seqs, len(b.events)
+			err := async.WriteEventsAsync(b.events, func(err error) {
+				defer inflight.Done()
+				<-sem
+				if err != nil {
+					e.log.Error("events not written to the events topic (kept in the outbox for the next start)", "events", n, "err", err)
+					e.m.eventWriteFailures.Add(float64(n))
+					return
+				}
+				e.m.stage.WithLabelValues("event_write").Observe(time.Since(start).Seconds())
+				ack(seqs)
+			})
+			if err != nil {
+				<-sem
+				inflight.Done()
+				e.log.Error("events not queued for the events topic (kept in the outbox for the next start)", "events", n, "err", err)
+				e.m.eventWriteFailures.Add(float64(n))
+			}
+		default:
+			// Synchronous sink: one write for whatever is queued, up to publishedFlush.
+		more:
+			for len(b.events) < publishedFlush {
+				select {
+				case nb, ok := <-e.out:
+					if !ok {
+						break more
+					}
+					b.events, b.seqs = append(b.events, nb.events...), append(b.seqs, nb.seqs...)
+				default:
+					break more
+				}
+			}
+			start := time.Now()
+			if err := e.sink.WriteEvents(ctx, b.events); err != nil {
+				e.log.Error("events not written to the events topic (kept in the outbox for the next start)", "events", len(b.events), "err", err)
+				e.m.eventWriteFailures.Add(float64(len(b.events)))
+				continue
+			}
+			e.m.stage.WithLabelValues("event_write").Observe(time.Since(start).Seconds())
+			ack(b.seqs)
+		}
+	}
+	waited := make(chan struct{})
+	go func() { inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
+	close(stop)
+	<-collected
+}
+
+// maxAsyncBatches bounds the event batches in flight to an AsyncEventSink.
+const maxAsyncBatches = 64
+
+// collect removes the outbox entries of acknowledged events, in batches, until stop;
+// then it removes what it has and returns.
+func (e *emitter) collect(acked <-chan []uint64, stop <-chan struct{}) {
 	var done []uint64
 	published := func() {
 		if len(done) == 0 {
@@ -214,20 +305,23 @@ func (e *emitter) writeStage(ctx context.Context) {
 		}
 		done = done[:0]
 	}
-	defer published()
-	for b := range e.out {
-		if e.sink != nil {
-			start := time.Now()
-			if err := e.sink.WriteEvents(ctx, b.events); err != nil {
-				e.log.Error("events not written to the events topic (kept in the outbox for the next start)", "events", len(b.events), "err", err)
-				e.m.eventWriteFailures.Add(float64(len(b.events)))
-				continue
+	for {
+		select {
+		case seqs := <-acked:
+			done = append(done, seqs...)
+			if len(done) >= publishedFlush || len(acked) == 0 {
+				published()
 			}
-			e.m.stage.WithLabelValues("event_write").Observe(time.Since(start).Seconds())
-		}
-		done = append(done, b.seqs...)
-		if len(done) >= publishedFlush || len(e.out) == 0 {
-			published()
+		case <-stop:
+			for {
+				select {
+				case seqs := <-acked:
+					done = append(done, seqs...)
+				default:
+					published()
+					return
+				}
+			}
 		}
 	}
 }

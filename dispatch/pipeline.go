@@ -67,6 +67,7 @@ type Pipeline struct {
 	voiceRouter router
 	refs        [][]atomic.Uint32 // per SMS connection: concatenation reference buckets
 	voiceSlots  []chan struct{}   // per trunk: MaxCalls tokens
+	unconfirmed []chan struct{}   // per SMS connection: sends whose outcome is not durable; nil unbounded
 
 	count countFunc
 	split func(m *segment.Message, text string, opt segment.Options, ref uint16) error
@@ -134,6 +135,7 @@ func New(opts Options) (*Pipeline, error) {
 	for _, r := range opts.SMS {
 		sp = append(sp, r.Prefixes)
 		p.refs = append(p.refs, make([]atomic.Uint32, refBuckets))
+		p.unconfirmed = append(p.unconfirmed, newUnconfirmed(cfg.MaxUnconfirmed, r.Sender))
 	}
 	for _, r := range opts.Voice {
 		vp = append(vp, r.Prefixes)
@@ -264,7 +266,8 @@ type job struct {
 	msg      segment.Message
 	sms      SMS
 	done     atomic.Bool
-	handoffs atomic.Int32 // hand-offs left before finish (submitted: event + tracking)
+	handoffs atomic.Int32  // hand-offs left before finish (submitted: event + tracking)
+	slot     chan struct{} // the unconfirmed-send slot held, released at finish/abandon
 }
 
 // deliverer returns the Source's deliver function: it hashes the key onto a worker
@@ -325,6 +328,7 @@ func (p *Pipeline) finish(j *job, outcome string) {
 	} else if j.rec.Ack != nil {
 		j.rec.Ack()
 	}
+	p.releaseUnconfirmed(j)
 	p.end()
 }
 
@@ -336,6 +340,7 @@ func (p *Pipeline) abandon(j *job, why string, err error) {
 	}
 	p.m.requests.WithLabelValues("abandoned").Inc()
 	p.log.Warn("request abandoned; it will be redelivered", "id", j.ev.ID, "why", why, "err", err)
+	p.releaseUnconfirmed(j)
 	p.end()
 }
 
@@ -424,7 +429,16 @@ func (p *Pipeline) process(j *job) {
 		return
 	}
 	if !j.resumed {
-		p.emitInfo(j.event(StatusAccepted))
+		// Wait until `accepted` is durable: this bounds the emitter's queue by the
+		// workers, so that a `submitted` event is durable soon after its submit_sm_resp
+		// (what is sent but not yet durable is sent again after a crash), and a crash
+		// after this point resumes without a second `accepted`.
+		ev := j.event(StatusAccepted)
+		ev.TS = p.now().UTC()
+		if !p.em.emitWait(ev) {
+			p.abandon(j, "event stream closed", nil)
+			return
+		}
 	}
 	p.front(j)
 }

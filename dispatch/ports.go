@@ -42,6 +42,17 @@ type EventSink interface {
 	WriteEvents(ctx context.Context, events []Event) error
 }
 
+// AsyncEventSink is an EventSink that can also write without waiting; the pipeline uses
+// it when the sink has it (gateway/kafka's Client), keeping several batches in flight.
+type AsyncEventSink interface {
+	EventSink
+	// WriteEventsAsync queues events (written in order, and before the events of later
+	// calls with the same key) and returns at once; done runs exactly once, with nil when
+	// every event is acknowledged or with an error when they were given up on, and must
+	// not block. An error return means nothing was queued and done is never called.
+	WriteEventsAsync(events []Event, done func(error)) error
+}
+
 // DeadLetters writes rejected records to the DLQ topic (gateway/kafka).
 type DeadLetters interface {
 	// DeadLetter writes value unchanged with headers sendcore-error (reason),

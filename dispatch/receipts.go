@@ -212,3 +212,45 @@ func (p *Pipeline) timeoutEvent(res ReceiptResult) Event {
 	ev.TS = p.now().UTC()
 	return ev
 }
+
+// defaultUnconfirmed is Config.MaxUnconfirmed for a connection that reports no window.
+const defaultUnconfirmed = 256
+
+func newUnconfirmed(max int, s SMSSender) chan struct{} {
+	if max == 0 {
+		max = defaultUnconfirmed
+		if w, ok := s.(InFlightWindower); ok && w.InFlightWindow() > 0 {
+			max = w.InFlightWindow()
+		}
+	}
+	if max < 0 {
+		return nil
+	}
+	return make(chan struct{}, max)
+}
+
+// acquireUnconfirmed takes one of the connection's unconfirmed-send slots for j, waiting
+// while all are taken (sends whose outcome is not durable yet). It returns false when the
+// shutdown grace ended first (j is abandoned).
+func (p *Pipeline) acquireUnconfirmed(j *job) bool {
+	sem := p.unconfirmed[j.conn]
+	if sem == nil || j.slot != nil {
+		return true
+	}
+	select {
+	case sem <- struct{}{}:
+		j.slot = sem
+		return true
+	case <-p.hard.Done():
+		p.abandon(j, "send cancelled by shutdown", p.hard.Err())
+		return false
+	}
+}
+
+// releaseUnconfirmed gives j's slot back; j's outcome is durable (or j was abandoned).
+func (p *Pipeline) releaseUnconfirmed(j *job) {
+	if j.slot != nil {
+		<-j.slot
+		j.slot = nil
+	}
+}

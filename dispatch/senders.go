@@ -59,6 +59,14 @@ type SMSSender interface {
 	Send(ctx context.Context, m *SMS, done func([]PartResult)) error
 }
 
+// InFlightWindower is optionally implemented by an SMSSender: the most submits it keeps
+// in flight at once (binds × window). The pipeline then lets at most that many of the
+// connection's sends be without a durable outcome (Config.MaxUnconfirmed), so that a
+// crash sends at most that many requests twice.
+type InFlightWindower interface {
+	InFlightWindow() int
+}
+
 // Call is one outbound voice call.
 type Call struct {
 	RequestID   string

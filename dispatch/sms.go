@@ -67,6 +67,9 @@ func (p *Pipeline) submit(j *job) {
 	if r.ExpiresAt != nil {
 		j.sms.ValidUntil = *r.ExpiresAt
 	}
+	if !p.acquireUnconfirmed(j) {
+		return
+	}
 	sent := p.now()
 	err := p.o.SMS[j.conn].Sender.Send(p.hard, &j.sms, func(res []PartResult) { p.smsDone(j, res, sent) })
 	if err != nil {
