@@ -22,9 +22,25 @@ package dispatch
 // config order, "*" last; not-ready connections skipped; none → `no_route`) → sender
 // (from, pool, connection default) → segment → limits (short waits on a timer, long ones
 // held) → SMSSender.Send → `submitted` + Receipts.Track → receipts: `delivered` /
-// `undelivered`. A record is acknowledged to the Source only once its hand-off event is
-// durable in the ledger and the events topic (and, for submitted, the submission is
-// tracked). A request with dlr=false ends at `submitted`.
+// `undelivered` (or `undelivered` with reason receipt_timeout when receipt_ttl passes
+// first). A request with dlr=false ends at `submitted`.
+//
+// Crash safety (SIGKILL at any point: every request ends in exactly one terminal event):
+//   - Transactional outbox: the emitter appends each batch of events to the ledger with
+//     Ledger.AppendSeqs, which writes the history and an outbox entry per event in one
+//     Badger transaction; the events topic is written afterwards (asynchronously, several
+//     batches in flight) and the outbox entries are removed once acknowledged. On start
+//     the emitter re-publishes what the outbox still holds, byte for byte as first
+//     emitted (same ts): consumers drop exact repeats.
+//   - A record is acknowledged to the Source once its hand-off event is durable in the
+//     ledger (the outbox then guarantees publication), and, for submitted, the
+//     submission is tracked; the topic write is not on the acknowledgement path.
+//   - The ledger adds only the first terminal event of a request (duplicate excepted,
+//     which is another record's outcome), so completions may be emitted more than once:
+//     receipt completion is idempotent (see receipts.go), and HandleReceipt returns, so
+//     that the SMSC gets deliver_sm_resp, only once the completion is durable.
+//   - `accepted` is durable before the send, and at most Config.MaxUnconfirmed sends per
+//     connection are without a durable outcome: what a crash can send twice.
 //
 // MO keyword events: a stop keyword produces Event{ID: "mo/<connection>/<address>/<unix
 // nanos>", Tenant: Config.MOTenant, Channel: "sms", From: the handset (E.164), To: our

@@ -15,6 +15,18 @@
 // touching Badger (no false negatives; removed opt-outs stay in it until the next Open).
 // CountOptOuts is a counter kept exact under one opt-out writer lock; checks never take it.
 //
+// Ledger outbox (outbox.go): AppendSeqs writes each event's history record and an outbox
+// entry (x seq -> history key) in one transaction; Published deletes entries in one write
+// batch; Outbox walks what is left (only at start). Normal operation never reads the
+// outbox. Sequence numbers are seeded at Open above the clock and the last entry.
+//
+// Receipts (receipts.go): a final receipt whose SMSC id is not tracked is kept for ten
+// minutes (e connection smscid) and applied by Track in its own transaction (early
+// receipts). Tracked submissions not complete are indexed by their receipt deadline
+// (w expiry id): Expiring reads it from where the previous call's first result was, so
+// it does not walk the tombstones of completed ones; a submission's state outlives its
+// ttl by a day for that sweep.
+//
 // Durability: every write is a committed Badger transaction when its method returns.
 // With Options.SyncWrites false (the default) the write sits in the OS page cache: it
 // survives the process being killed (tested with SIGKILL) but not an OS crash or power
@@ -22,6 +34,6 @@
 //
 // Concurrency: every method is safe for concurrent use. Read-modify-write operations
 // (Claim, Apply, Take, Cancel, Hold) rely on Badger's conflict detection and retry, so
-// Claim has one winner per id, Apply reports Done once per request and Take hands an item
-// to one caller per lease. Close waits for running calls; later calls fail with ErrClosed.
+// Claim has one winner per id, Apply and Track report Done once per request (Complete
+// on every later receipt) and Take hands an item to one caller per lease. Close waits for running calls; later calls fail with ErrClosed.
 package storage

@@ -84,8 +84,20 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 
 func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) error {
 	exp := db.expiry()
+	size := 0
+	for i := range events {
+		size += 2*(12+len(events[i].ID)) + 9
+	}
 	err := db.update(func(txn *badger.Txn) error {
 		clear(seqs)
+		// One arena for every key and one slice of entries per attempt: Badger keeps
+		// them until the commit.
+		arena := make([]byte, 0, size)
+		ents := make([]badger.Entry, 0, 2*len(events))
+		set := func(k, v []byte) error {
+			ents = append(ents, badger.Entry{Key: k, Value: v, ExpiresAt: exp})
+			return txn.SetEntry(&ents[len(ents)-1])
+		}
 		var terminal map[string]bool
 		for i := range events {
 			e := &events[i]
@@ -94,8 +106,10 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) e
 					terminal = map[string]bool{}
 				}
 				done, seen := terminal[e.ID]
+				start := len(arena)
+				arena = append(append(arena, pTerminal), e.ID...)
+				tk := arena[start:len(arena):len(arena)]
 				if !seen {
-					tk := key1(pTerminal, e.ID)
 					_, err := txn.Get(tk)
 					switch {
 					case err == nil:
@@ -108,16 +122,21 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) e
 				if done {
 					continue // the first terminal status stands, alone
 				}
-				if err := txn.SetEntry(&badger.Entry{Key: key1(pTerminal, e.ID), Value: []byte(e.Status), ExpiresAt: exp}); err != nil {
+				if err := txn.SetEntry(&badger.Entry{Key: tk, Value: []byte(e.Status), ExpiresAt: exp}); err != nil {
 					return err
 				}
 			}
 			seq := db.histSeq.Add(1)
-			hk := binary.BigEndian.AppendUint64(appendLP(append(make([]byte, 0, 12+len(e.ID)), pHistory), e.ID), seq)
-			if err := txn.SetEntry(&badger.Entry{Key: hk, Value: vals[i], ExpiresAt: exp}); err != nil {
+			start := len(arena)
+			arena = binary.BigEndian.AppendUint64(appendLP(append(arena, pHistory), e.ID), seq)
+			hk := arena[start:len(arena):len(arena)]
+			start = len(arena)
+			arena = binary.BigEndian.AppendUint64(append(arena, pOutbox), seq)
+			ok := arena[start:len(arena):len(arena)]
+			if err := set(hk, vals[i]); err != nil {
 				return err
 			}
-			if err := txn.SetEntry(&badger.Entry{Key: outboxKey(seq), Value: hk, ExpiresAt: exp}); err != nil {
+			if err := set(ok, hk); err != nil {
 				return err
 			}
 			seqs[i] = seq
