@@ -448,7 +448,7 @@ func fakeSplit(m *segment.Message, text string, opt segment.Options, ref uint16)
 	if err != nil {
 		return err
 	}
-	m.Encoding, m.Units, m.Text = c.Encoding, c.Units, text
+	m.Encoding, m.Units, m.Text, m.Segments = c.Encoding, c.Units, text, c.Segments
 	m.Parts = m.Parts[:0]
 	for i := 1; i <= c.Segments; i++ {
 		m.Parts = append(m.Parts, segment.Part{ShortMessage: []byte(strings.Repeat("x", 1)), Seq: i, Total: c.Segments, Ref: ref})

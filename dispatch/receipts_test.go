@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -178,5 +179,47 @@ func TestReceiptTimeout(t *testing.T) {
 	if h.sink.terminals() != 1 || last.Status != StatusUndelivered || last.Reason != ReasonReceiptTimeout ||
 		len(last.Parts) != 2 || last.Parts[0].State != "DELIVRD" || last.Parts[1].State != "" {
 		t.Fatalf("events %+v; want one undelivered receipt_timeout with part 1 DELIVRD", evs)
+	}
+}
+
+// asyncSink is an AsyncEventSink acknowledging from another goroutine, in call order
+// (as the contract wants per key).
+type asyncSink struct {
+	recSink
+	once sync.Once
+	q    chan func()
+}
+
+func (a *asyncSink) WriteEventsAsync(evs []Event, done func(error)) error {
+	a.once.Do(func() {
+		a.q = make(chan func(), 1024)
+		go func() {
+			for f := range a.q {
+				f()
+			}
+		}()
+	})
+	evs = append([]Event(nil), evs...)
+	a.q <- func() { done(a.recSink.WriteEvents(context.Background(), evs)) }
+	return nil
+}
+
+// TestAsyncSinkPublishesInOrderAndEmptiesOutbox guarantees that with an asynchronous
+// events writer every event is published once, in order per request, and its outbox
+// entry is removed after the acknowledgement.
+func TestAsyncSinkPublishesInOrderAndEmptiesOutbox(t *testing.T) {
+	sink := &asyncSink{}
+	h := newHarness(t, func(o *Options) { o.Events = sink })
+	const n = 50
+	for i := range n {
+		h.src.push(fmt.Sprint("k", i%7), req(fmt.Sprint("as", i), "+358401234567", "hi"), fmt.Sprint("t/0/", i))
+	}
+	waitFor(t, 5*time.Second, "terminals", func() bool { return sink.terminals() == n })
+	waitFor(t, 5*time.Second, "outbox emptied", func() bool { return h.store.outboxLen() == 0 })
+	h.stop()
+	for i := range n {
+		if got := fmt.Sprint(sink.statuses(fmt.Sprint("as", i))); got != "[accepted submitted delivered]" {
+			t.Fatalf("as%d: events %s", i, got)
+		}
 	}
 }
