@@ -19,6 +19,13 @@ type SMS struct {
 	Priority   string
 }
 
+// NationalSender is implemented by an SMSSender whose connection allows the national
+// language single shift tables (3GPP TS 23.038); the segmenter uses them only when they
+// save segments compared with UCS-2.
+type NationalSender interface {
+	National() segment.LanguageSet
+}
+
 // Outcome classifies the final result of submitting one part.
 type Outcome uint8
 

@@ -31,6 +31,9 @@ func (p *Pipeline) smsRoute(j *job) {
 	j.ev.Connection = route.Sender.Name()
 	opt := j.p.opt
 	opt.Concat = route.Sender.Concat()
+	if ns, ok := route.Sender.(NationalSender); ok {
+		opt.National = ns.National()
+	}
 	var ref uint16
 	if j.p.count.Segments > 1 {
 		b := &p.refs[c][maphash.String(p.seed, j.p.to)%refBuckets]
@@ -44,7 +47,9 @@ func (p *Pipeline) smsRoute(j *job) {
 		return
 	}
 	p.m.stage.WithLabelValues("segment").Observe(p.now().Sub(t0).Seconds())
-	j.ev.Segments = j.p.count.Segments
+	// The billing count of what is sent: the split with this connection's concatenation
+	// form and national tables (CountText of the same text and options gives the same).
+	j.ev.Segments = j.msg.Segments
 	j.ev.Encoding = j.msg.Encoding.String()
 	if !p.reserve(j, j.ev.Segments, func() { p.submit(j) }) {
 		return

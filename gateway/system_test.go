@@ -50,6 +50,7 @@ kafka: {partitions: 4}
 smpp:
   - {name: smsc-fi, addr: %q, binds: 2, window: 20, routes: ["+358"], default_from: Sendcore}
   - {name: smsc-all, addr: %q, binds: 1, window: 20, routes: ["*"], default_from: Fallback}
+  - {name: smsc-tr, addr: %q, binds: 1, window: 20, routes: ["+90"], default_from: Fatura, national_languages: [turkish]}
 sip:
   - {name: trunk, addr: %q, transport: udp, listen: "127.0.0.1:0", cps: 200, max_calls: 20, routes: ["*"]}
 pools:
@@ -62,7 +63,7 @@ pools:
       - {number: "+358401110003"}
 control: {addr: "127.0.0.1:0"}
 dispatch: {shutdown_grace: 2s}
-%s`, t.TempDir(), smsc.Addr(), smsc.Addr(), uas.UDPAddr(), extra)
+%s`, t.TempDir(), smsc.Addr(), smsc.Addr(), smsc.Addr(), uas.UDPAddr(), extra)
 	path := t.TempDir() + "/c.yaml"
 	if err := writeFile(path, yaml); err != nil {
 		t.Fatal(err)
@@ -187,11 +188,14 @@ func TestSystemSMSAndVoiceThroughTheControlPlane(t *testing.T) {
 	if code, b := s.call(t, "PUT", "/v1/optouts/default/sms/+358409999999", `{"source":"api"}`); code/100 != 2 {
 		t.Fatalf("put opt-out: %d %s", code, b)
 	}
+	// 100 characters with ş, ğ, ı: 2 segments in UCS-2, 1 with the Turkish shift table.
+	const turkish = "Sayın müşterimiz, faturanızın ödeme günü geçmiştir. Lütfen bugün ödeyiniz. Teşekkürler, iyi günler."
 	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	reqs := []string{
 		`{"id":"s-fi","channel":"sms","to":"+358401234567","text":"Maksumuistutus: 12,50 € erääntyy 1.12."}`,
 		`{"id":"s-se","channel":"sms","to":"+46701234567","text":"Påminnelse: faktura förfaller {snart} 😀"}`,
 		`{"id":"s-long","channel":"sms","to":"+358401234568","text":"` + strings.Repeat("Long reminder text. ", 12) + `"}`,
+		`{"id":"s-tr","channel":"sms","to":"+905321234567","text":"` + turkish + `"}`,
 		`{"id":"s-opt","channel":"sms","to":"+358409999999","text":"you opted out"}`,
 		`{"id":"v-ok","channel":"voice","to":"+358402220001","pool":"callers"}`,
 		`{"id":"v-busy","channel":"voice","to":"+358402220002","pool":"callers"}`,
@@ -209,7 +213,7 @@ func TestSystemSMSAndVoiceThroughTheControlPlane(t *testing.T) {
 	}
 
 	want := map[string]dispatch.Status{
-		"s-fi": dispatch.StatusDelivered, "s-se": dispatch.StatusDelivered, "s-long": dispatch.StatusDelivered,
+		"s-fi": dispatch.StatusDelivered, "s-tr": dispatch.StatusDelivered, "s-se": dispatch.StatusDelivered, "s-long": dispatch.StatusDelivered,
 		"s-opt": dispatch.StatusSuppressed, "v-ok": dispatch.StatusCompleted, "v-busy": dispatch.StatusBusy,
 		"v-decl": dispatch.StatusDeclined,
 	}
@@ -251,6 +255,23 @@ func TestSystemSMSAndVoiceThroughTheControlPlane(t *testing.T) {
 	if ev, _ := s.terminal("s-se"); ev.Connection != "smsc-all" || ev.Encoding != "ucs2" || ev.From != "Fallback" {
 		t.Errorf("s-se: connection %q encoding %q from %q", ev.Connection, ev.Encoding, ev.From)
 	}
+	// The Turkish connection allows its national table, which saves a segment over UCS-2:
+	// GSM-7 with the national language single shift IE (0x24, Turkish = 1) in the UDH.
+	if ev, _ := s.terminal("s-tr"); ev.Connection != "smsc-tr" || ev.Segments != 1 || ev.Encoding != "gsm7" {
+		t.Errorf("s-tr: connection %q segments %d encoding %q", ev.Connection, ev.Segments, ev.Encoding)
+	}
+	trSubmits := 0
+	for _, sub := range s.smsc.Submits() {
+		if strings.HasSuffix(sub.Dst, "905321234567") {
+			trSubmits++
+			if sub.DataCoding != 0 || sub.ESMClass&0x40 == 0 || !bytes.HasPrefix(sub.ShortMessage, []byte{0x03, 0x24, 0x01, 0x01}) {
+				t.Errorf("s-tr submit: data_coding %#x esm_class %#x short_message % x", sub.DataCoding, sub.ESMClass, sub.ShortMessage[:8])
+			}
+		}
+	}
+	if trSubmits != 1 {
+		t.Errorf("s-tr: %d submits, want 1", trSubmits)
+	}
 	if ev, _ := s.terminal("s-long"); ev.Segments != 2 {
 		t.Errorf("s-long: %d segments, want 2", ev.Segments)
 	}
@@ -272,10 +293,10 @@ func TestSystemSMSAndVoiceThroughTheControlPlane(t *testing.T) {
 			t.Errorf("call to %s: From %q PAI %q", c.User, c.From, c.PAI)
 		}
 	}
-	// The SMSC received exactly the expected segments (1 + 1 + 2) and nothing for the
+	// The SMSC received exactly the expected segments (1 + 1 + 1 + 2) and nothing for the
 	// opted-out or the cancelled recipient.
-	if n := s.smsc.SubmitCount(); n != 4 {
-		t.Errorf("SMSC received %d submits, want 4", n)
+	if n := s.smsc.SubmitCount(); n != 5 {
+		t.Errorf("SMSC received %d submits, want 5", n)
 	}
 	if n := s.smsc.CountByDest("358409999999") + s.smsc.CountByDest("+358409999999"); n != 0 {
 		t.Errorf("opted-out recipient got %d submits", n)

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -181,4 +182,18 @@ func splitNational(buf []byte, parts []Part, text string, lang Language, capacit
 	}
 	parts[seq].ShortMessage = buf[off:len(buf):len(buf)]
 	return buf
+}
+
+// ParseLanguage reads a language name as configuration and the CLI write it: "turkish",
+// "spanish", "portuguese", or their ISO 639-1 codes "tr", "es", "pt" (any case).
+func ParseLanguage(s string) (Language, bool) {
+	switch strings.ToLower(s) {
+	case "turkish", "tr":
+		return Turkish, true
+	case "spanish", "es":
+		return Spanish, true
+	case "portuguese", "pt":
+		return Portuguese, true
+	}
+	return NoLanguage, false
 }

@@ -99,7 +99,7 @@ Flags:`)
 	opt := segment.Options{Encoding: enc, Smart: *smart, Concat: concat}
 	if *national != "" {
 		for _, name := range strings.Split(*national, ",") {
-			l, ok := parseLanguage(strings.TrimSpace(name))
+			l, ok := segment.ParseLanguage(strings.TrimSpace(name))
 			if !ok {
 				fmt.Fprintf(io.err, "sendcore segment: --national %q: want turkish, spanish or portuguese\n", name)
 				return exitUsage
@@ -157,18 +157,6 @@ func parseSegmentEncoding(s string) (segment.Encoding, bool) {
 		return segment.UCS2, true
 	}
 	return segment.Auto, false
-}
-
-func parseLanguage(s string) (segment.Language, bool) {
-	switch strings.ToLower(s) {
-	case "turkish", "tr":
-		return segment.Turkish, true
-	case "spanish", "es":
-		return segment.Spanish, true
-	case "portuguese", "pt":
-		return segment.Portuguese, true
-	}
-	return segment.NoLanguage, false
 }
 
 // segmentErrorCode returns the machine code and message of a Split error.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sendcore/sendcore/dispatch"
+	"github.com/sendcore/sendcore/segment"
 )
 
 // Config is one entry of the `smpp` section: one SMSC connection (contract §5).
@@ -55,6 +56,21 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the jittered exponential reconnect backoff.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// NationalLanguages allows the national language single shift tables of 3GPP TS
+	// 23.038 (turkish, spanish, portuguese) on this connection: used only when the SMSC and
+	// handsets support them, and only when they save segments compared with UCS-2.
+	NationalLanguages []string `yaml:"national_languages"`
+}
+
+// National returns the set of national languages the connection allows.
+func (c Config) National() segment.LanguageSet {
+	var s segment.LanguageSet
+	for _, name := range c.NationalLanguages {
+		if l, ok := segment.ParseLanguage(name); ok {
+			s |= segment.Languages(l)
+		}
+	}
+	return s
 }
 
 // DefaultConfig returns the defaults applied under every smpp entry.
@@ -103,6 +119,11 @@ func (c Config) Validate() error {
 	case "udh8", "udh16", "sar", "payload":
 	default:
 		return fmt.Errorf("concat: must be udh8, udh16, sar or payload, got %q", c.Concat)
+	}
+	for i, name := range c.NationalLanguages {
+		if _, ok := segment.ParseLanguage(name); !ok {
+			return fmt.Errorf("national_languages[%d]: must be turkish, spanish or portuguese, got %q", i, name)
+		}
 	}
 	switch c.IDFormat {
 	case "", "hex", "decimal":

@@ -147,6 +147,10 @@ func (c *Connection) Ready() bool { return c.txBound.Load() > 0 }
 // Concat is the concatenation form configured for this connection.
 func (c *Connection) Concat() segment.Concat { return c.concat }
 
+// National returns the national language tables this connection allows (config
+// national_languages); dispatch offers them to the segmenter.
+func (c *Connection) National() segment.LanguageSet { return c.cfg.National() }
+
 // message is one SMS in progress: its parts go one after another.
 type message struct {
 	sms     *dispatch.SMS
