@@ -143,6 +143,9 @@ func TestCrashRecoveryNothingLost(t *testing.T) {
 	smsc := smsctest.NewServer(smsctest.Options{Receipts: true, ReceiptDelay: 5 * time.Millisecond})
 	defer smsc.Close()
 
+	// max_unconfirmed = window × binds: at most that many sends per kill lack a durable
+	// outcome, which is the duplicate-send bound checked below (the smpp connection does
+	// not report its window to dispatch yet: dispatch.InFlightWindower).
 	cfgPath := t.TempDir() + "/crash.yaml"
 	dataDir := t.TempDir()
 	if d := os.Getenv("SENDCORE_CRASH_LOG"); d != "" {
