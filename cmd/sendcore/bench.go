@@ -261,7 +261,7 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 			warm.Observe(ev)
 		}, log)
 	}()
-	defer func() { stopConsume(); <-consumed }()
+	defer func() { stopConsume(); _ = <-consumed }() // the consumer's error after cancel is only ctx.Err()
 
 	traffic := bench.Traffic{
 		Requests: f.requests, Duration: f.duration, Rate: f.rate,

@@ -104,7 +104,7 @@ func cmdDemo(ctx context.Context, args []string, io stdio) int {
 	go func() {
 		consumed <- bench.Consume(cctx, stack.Brokers, stack.Config.Kafka.EventsTopic, tally.Observe, log)
 	}()
-	defer func() { stopConsume(); <-consumed }()
+	defer func() { stopConsume(); _ = <-consumed }() // the consumer's error after cancel is only ctx.Err()
 
 	fmt.Fprintf(io.out, "producing campaign %q: %d records (%d opted-out recipients, %d calls from pool %s %v)\n",
 		camp.Name, len(camp.Items), len(camp.OptOuts), len(camp.Calls), camp.Pool, camp.PoolNumbers)
