@@ -24,8 +24,8 @@ type Options struct {
 	// MemTableBytes is Badger's memtable size. Default 64 MiB.
 	MemTableBytes int64 `yaml:"memtable_bytes" json:"memtable_bytes"`
 	// NoOptOutFilter disables the in-memory filter in front of the opt-out table (every
-	// check then reads Badger). For benchmarks and for short-lived tools on huge lists:
-	// with the filter, Open scans every opt-out once.
+	// check then reads Badger). For benchmarks, and for short-lived tools on huge lists
+	// after a crash (then Open would rebuild the filter by a scan of every opt-out).
 	NoOptOutFilter bool `yaml:"no_optout_filter" json:"no_optout_filter"`
 	// Clock returns the current time; nil is time.Now. Used for schedule leases in Cancel.
 	Clock func() time.Time `yaml:"-" json:"-"`

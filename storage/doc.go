@@ -10,9 +10,12 @@
 // Layout: one key prefix byte per table (see keys.go). Ledger records, receipt
 // correlations and usage counters carry a Badger TTL and disappear at compaction.
 //
-// Opt-out checks: an in-memory blocked Bloom filter over (tenant, address), built by one
-// key-only pass at Open and updated before every commit, answers most misses without
-// touching Badger (no false negatives; removed opt-outs stay in it until the next Open).
+// Opt-out checks: an in-memory blocked Bloom filter over (tenant, address), updated before
+// every commit, answers most misses without touching Badger (no false negatives). A clean
+// Close saves it with the opt-out count (filter_persist.go); Open loads that state when
+// Badger's commit sequence still matches, and otherwise (after a crash, or a damaged or
+// stale file) rebuilds both by one key-only pass. Removed opt-outs stay in the filter
+// (a cost, never a wrong answer) until a rebuild.
 // CountOptOuts is a counter kept exact under one opt-out writer lock; checks never take it.
 //
 // Ledger outbox (outbox.go): AppendSeqs writes each event's history record and an outbox
@@ -35,5 +38,6 @@
 // Concurrency: every method is safe for concurrent use. Read-modify-write operations
 // (Claim, Apply, Take, Cancel, Hold) rely on Badger's conflict detection and retry, so
 // Claim has one winner per id, Apply and Track report Done once per request (Complete
-// on every later receipt) and Take hands an item to one caller per lease. Close waits for running calls; later calls fail with ErrClosed.
+// on every later receipt) and Take hands an item to one caller per lease. Close waits
+// for running calls; later calls fail with ErrClosed.
 package storage
