@@ -200,7 +200,7 @@ func (a *asyncSink) WriteEventsAsync(evs []Event, done func(error)) error {
 		}()
 	})
 	evs = append([]Event(nil), evs...)
-	a.q <- func() { done(a.recSink.WriteEvents(context.Background(), evs)) }
+	a.q <- func() { done(a.WriteEvents(context.Background(), evs)) }
 	return nil
 }
 

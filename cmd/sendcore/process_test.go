@@ -143,9 +143,9 @@ func TestCrashRecoveryNothingLost(t *testing.T) {
 	smsc := smsctest.NewServer(smsctest.Options{Receipts: true, ReceiptDelay: 5 * time.Millisecond})
 	defer smsc.Close()
 
-	// max_unconfirmed = window × binds: at most that many sends per kill lack a durable
-	// outcome, which is the duplicate-send bound checked below (the smpp connection does
-	// not report its window to dispatch yet: dispatch.InFlightWindower).
+	// dispatch.max_unconfirmed is left at its default: the connection's in-flight window
+	// (window × binds, reported through dispatch.InFlightWindower). At most that many
+	// sends per kill lack a durable outcome: the duplicate-send bound checked below.
 	cfgPath := t.TempDir() + "/crash.yaml"
 	dataDir := t.TempDir()
 	if d := os.Getenv("SENDCORE_CRASH_LOG"); d != "" {
@@ -160,8 +160,8 @@ kafka:
 smpp:
   - {name: smsc, addr: %q, binds: %d, window: %d, routes: ["*"], default_from: Crash}
 control: {addr: ""}
-dispatch: {shutdown_grace: 2s, max_unconfirmed: %d}
-`, dataDir, broker.Addrs()[0], smsc.Addr(), binds, window, window*binds)
+dispatch: {shutdown_grace: 2s}
+`, dataDir, broker.Addrs()[0], smsc.Addr(), binds, window)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -147,6 +147,11 @@ func (c *Connection) Ready() bool { return c.txBound.Load() > 0 }
 // Concat is the concatenation form configured for this connection.
 func (c *Connection) Concat() segment.Concat { return c.concat }
 
+// InFlightWindow is how many submits can be in flight on this connection at once
+// (binds × window): dispatch bounds the sends without a durable outcome by it, which is
+// what a crash can send twice.
+func (c *Connection) InFlightWindow() int { return c.cfg.Binds * c.cfg.Window }
+
 // National returns the national language tables this connection allows (config
 // national_languages); dispatch offers them to the segmenter.
 func (c *Connection) National() segment.LanguageSet { return c.cfg.National() }
@@ -643,3 +648,9 @@ func (c *Connection) Stats() Stats {
 	c.smu.Unlock()
 	return st
 }
+
+var (
+	_ dispatch.SMSSender        = (*Connection)(nil)
+	_ dispatch.InFlightWindower = (*Connection)(nil)
+	_ dispatch.NationalSender   = (*Connection)(nil)
+)
