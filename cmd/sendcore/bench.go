@@ -261,7 +261,12 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 			warm.Observe(ev)
 		}, log)
 	}()
-	defer func() { stopConsume(); _ = <-consumed }() // the consumer's error after cancel is only ctx.Err()
+	defer func() {
+		stopConsume()
+		if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(io.err, "sendcore bench: events consumer:", err)
+		}
+	}()
 
 	traffic := bench.Traffic{
 		Requests: f.requests, Duration: f.duration, Rate: f.rate,

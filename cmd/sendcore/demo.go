@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -104,7 +105,12 @@ func cmdDemo(ctx context.Context, args []string, io stdio) int {
 	go func() {
 		consumed <- bench.Consume(cctx, stack.Brokers, stack.Config.Kafka.EventsTopic, tally.Observe, log)
 	}()
-	defer func() { stopConsume(); _ = <-consumed }() // the consumer's error after cancel is only ctx.Err()
+	defer func() {
+		stopConsume()
+		if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(io.err, "sendcore demo: events consumer:", err)
+		}
+	}()
 
 	fmt.Fprintf(io.out, "producing campaign %q: %d records (%d opted-out recipients, %d calls from pool %s %v)\n",
 		camp.Name, len(camp.Items), len(camp.OptOuts), len(camp.Calls), camp.Pool, camp.PoolNumbers)
