@@ -204,6 +204,7 @@ type Links struct {
 	Brokers []string
 	SMSC    string
 	SIP     string
+	Kept    bool // the peers stay up after the summary (demo --keep)
 }
 
 // WriteSummary writes what the campaign did: requests by terminal status, segments (the
@@ -252,7 +253,11 @@ func (c Campaign) WriteSummary(w io.Writer, s TallySnapshot, elapsed time.Durati
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nWhere to look next:")
+	if l.Kept {
+		fmt.Fprintln(w, "\nWhere to look next (up until Ctrl-C):")
+	} else {
+		fmt.Fprintln(w, "\nWhere to look next (run `sendcore demo --keep` to keep these up):")
+	}
 	if l.Control != "" {
 		auth := fmt.Sprintf("-H 'Authorization: Bearer %s'", l.Token)
 		fmt.Fprintf(w, "  control plane   %s  (token %s)\n", l.Control, l.Token)

@@ -90,7 +90,7 @@ func cmdDemo(ctx context.Context, args []string, io stdio) int {
 		return exitFailure
 	}
 	defer stack.Close()
-	links := bench.Links{Control: stack.ControlURL, Token: demoToken, Brokers: stack.Brokers}
+	links := bench.Links{Control: stack.ControlURL, Token: demoToken, Brokers: stack.Brokers, Kept: *keep}
 	if stack.SMSC != nil {
 		links.SMSC = stack.SMSC.Addr()
 	}
