@@ -51,6 +51,8 @@ func TestLimiterHoldsRateUnderOverload(t *testing.T) {
 		sender func(k int) string
 	}{
 		{"global 1000 segments/s", LimitsConfig{GlobalTPS: 1000}, 1000, 1, nil},
+		{"global 5000 segments/s (bucket credit in use)", LimitsConfig{GlobalTPS: 5000}, 5000, 1, nil},
+		{"global 5000 segments/s, 3-segment messages", LimitsConfig{GlobalTPS: 5000}, 5000, 3, nil},
 		{"global 1000 segments/s, 3-segment messages", LimitsConfig{GlobalTPS: 1000}, 1000, 3, nil},
 		{"tenant 200/s under a higher global", LimitsConfig{GlobalTPS: 5000, Tenants: map[string]float64{"acme": 200}}, 200, 1, nil},
 		{"sender 1/s (long code)", LimitsConfig{SenderTPS: 1}, 1, 1, nil},
@@ -170,6 +172,127 @@ func TestLimiterChunksAndUpdate(t *testing.T) {
 	if l.Config().Tenants["t"] != 5 {
 		t.Error("Config returned the live map")
 	}
+}
+
+// TestBucketCreditNeverAddsToBurst guarantees that the credit a large bucket takes ahead
+// (bucket.take) never lets more than one burst through at an instant, also after an idle
+// spell longer than creditTTL with credit held, and that Cancel returns units.
+func TestBucketCreditNeverAddsToBurst(t *testing.T) {
+	const tps = 10000 // burst 1000, batch 32
+	l := NewLimiter(LimitsConfig{GlobalTPS: tps}, nil)
+	burst := int(tps * burstWindow)
+	count := func(now time.Time) int {
+		t.Helper()
+		k := 0
+		for ; k < 10*burst; k++ {
+			if w, _ := l.Reserve("t", "", "", 1, now); w > 0 {
+				l.Cancel("t", "", "", 1, now)
+				return k
+			}
+		}
+		return k
+	}
+	if w, _ := l.Reserve("t", "", "", 1, limT0); w != 0 || l.global.credit != l.global.batch || l.global.batch == 0 {
+		t.Fatalf("first unit: wait %v, credit %d, batch %d; want 0 and credit = batch > 0", w, l.global.credit, l.global.batch)
+	}
+	if got := count(limT0); got != burst-1 {
+		t.Errorf("rest of a full bucket: %d immediate, want %d", got, burst-1)
+	}
+	l = NewLimiter(LimitsConfig{GlobalTPS: tps}, nil)
+	l.Reserve("t", "", "", 1, limT0) // takes credit ahead
+	later := limT0.Add(time.Second)  // credit older than creditTTL, bucket full again
+	if got := count(later); got != burst {
+		t.Errorf("after idle with credit held: %d immediate, want the burst %d", got, burst)
+	}
+	l.Cancel("t", "", "", 5, later)
+	if got := count(later); got != 5 {
+		t.Errorf("after cancelling 5 units: %d immediate, want 5", got)
+	}
+}
+
+// TestRecipientTable covers the open-addressing table: keys sharing a home slot
+// (collisions) stay apart, cancel finds keys past others in the chain, expired slots are
+// reused without growing, the table grows under load and shrinks when windows expire.
+func TestRecipientTable(t *testing.T) {
+	const win = int64(time.Hour)
+	t0 := limT0.UnixNano()
+	// Keys with the same home slot in any small table: only low bits differ (home scales
+	// the high bits to the table).
+	collide := func(k int) uint64 { return 0x5555<<48 | uint64(k+1)<<recipientShardBits | 3 }
+
+	t.Run("collisions", func(t *testing.T) {
+		var r recipientTable
+		for k := 0; k < 10; k++ {
+			for m := 0; m < 2; m++ {
+				if _, _, ok := r.take(collide(k), t0, win, 2); !ok {
+					t.Fatalf("key %d message %d refused", k, m+1)
+				}
+			}
+		}
+		for k := 0; k < 10; k++ {
+			if _, n, ok := r.take(collide(k), t0, win, 2); ok || n != 2 {
+				t.Errorf("key %d: 3rd message ok=%v count=%d, want refused at 2", k, ok, n)
+			}
+		}
+		if r.home(collide(0)) != r.home(collide(9)) {
+			t.Fatal("test keys do not share a home slot")
+		}
+		r.cancel(collide(7))
+		r.cancel(collide(99)) // absent: no effect
+		for k := 0; k < 10; k++ {
+			_, _, ok := r.take(collide(k), t0, win, 2)
+			if ok != (k == 7) {
+				t.Errorf("key %d after cancelling key 7: ok=%v", k, ok)
+			}
+		}
+	})
+
+	t.Run("expiry reuses slots", func(t *testing.T) {
+		var r recipientTable
+		for round := int64(0); round < 50; round++ {
+			now := t0 + round*win
+			for k := 0; k < 40; k++ {
+				start, n, ok := r.take(uint64(round*1000+int64(k)+1)<<recipientShardBits, now, win, 1)
+				if !ok || n != 0 || start != now {
+					t.Fatalf("round %d key %d: start=%d n=%d ok=%v", round, k, start, n, ok)
+				}
+			}
+		}
+		if len(r.slots) != recipientMinSlots {
+			t.Errorf("2,000 keys, 40 live at a time: %d slots, want %d", len(r.slots), recipientMinSlots)
+		}
+		// A key whose window expired starts a new one.
+		h := uint64(42) << recipientShardBits
+		r.take(h, t0, win, 1)
+		if _, _, ok := r.take(h, t0+win-1, win, 1); ok {
+			t.Error("second message within the window accepted")
+		}
+		if start, _, ok := r.take(h, t0+win, win, 1); !ok || start != t0+win {
+			t.Errorf("at window end: ok=%v start=%d", ok, start)
+		}
+	})
+
+	t.Run("growth and shrink", func(t *testing.T) {
+		var r recipientTable
+		const keys = 10000
+		for k := 0; k < keys; k++ {
+			if _, _, ok := r.take(uint64(k+1)*0x9E3779B97F4A7C15|1, t0, win, 1); !ok {
+				t.Fatalf("key %d refused", k)
+			}
+		}
+		if r.used != keys || r.used > len(r.slots)*7/8 {
+			t.Errorf("used %d of %d slots after %d keys", r.used, len(r.slots), keys)
+		}
+		for k := 0; k < keys; k++ {
+			if _, _, ok := r.take(uint64(k+1)*0x9E3779B97F4A7C15|1, t0, win, 1); ok {
+				t.Fatalf("key %d lost in growth", k)
+			}
+		}
+		r.rehash(t0+win, win)
+		if len(r.slots) != recipientMinSlots || r.used != 0 {
+			t.Errorf("all expired: %d slots, %d used; want %d, 0", len(r.slots), r.used, recipientMinSlots)
+		}
+	})
 }
 
 // BenchmarkReserve: one decision with global, tenant and sender limits and the recipient
