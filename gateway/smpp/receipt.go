@@ -137,7 +137,7 @@ type receiptText struct {
 // and the submit_date/done_date spellings.
 func parseReceiptText(b []byte) receiptText {
 	s := string(b)
-	low := strings.ToLower(s)
+	low := asciiLower(s) // byte for byte: indexes into low are indexes into s
 	var r receiptText
 	r.id = receiptField(s, low, "id")
 	r.state = normState(receiptField(s, low, "stat"))
@@ -187,6 +187,20 @@ func receiptField(s, low, key string) string {
 		return s[j:k]
 	}
 	return ""
+}
+
+// asciiLower lower-cases the ASCII letters of s and keeps every other byte, so the result
+// has the same length as s. strings.ToLower does not: invalid UTF-8 becomes U+FFFD and
+// some letters change length (İ), which made receiptField slice s out of range on
+// hostile receipt text (found by FuzzParseReceiptText).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func normState(s string) string {
