@@ -512,7 +512,7 @@ func (s *session) inbound(h wire.Header, body []byte) {
 		s.send(wire.AppendIDResp(s.getBuf(), resp, wire.StatusInvBnd, h.Seq, nil))
 		return
 	}
-	in, err := decodeInbound(h.ID, body, c.cfg.IDFormat, c.respFormat, time.Now())
+	in, err := safeDecodeInbound(h.ID, body, c.cfg.IDFormat, c.respFormat)
 	if err != nil {
 		c.log.Error("smpp undecodable deliver_sm", "session", s.name, "err", err)
 		s.send(wire.AppendIDResp(s.getBuf(), resp, wire.StatusSysErr, h.Seq, nil))
@@ -528,6 +528,19 @@ func (s *session) inbound(h wire.Header, body []byte) {
 	default:
 		s.send(wire.AppendIDResp(s.getBuf(), resp, wire.StatusRxTAppN, h.Seq, nil))
 	}
+}
+
+// safeDecodeInbound decodes an SMSC's deliver_sm/data_sm on the read loop. The SMSC is a
+// peer we do not control and the decoding runs through go-smpp's codec as well as our
+// own parsers: a panic on a hostile PDU becomes an error (answered ESME_RSYSERR, logged)
+// instead of taking the whole gateway down.
+func safeDecodeInbound(id uint32, body []byte, idFormat, respFormat string) (in inbound, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("smpp: decoding panicked on a %d-byte body: %v", len(body), r)
+		}
+	}()
+	return decodeInbound(id, body, idFormat, respFormat, time.Now())
 }
 
 // shardOf maps a key onto a handler shard (FNV-1a).

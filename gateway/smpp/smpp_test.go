@@ -1,6 +1,7 @@
 package smpp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -400,7 +401,13 @@ func TestPeerPDUsKeepBind(t *testing.T) {
 	cfg := testConfig(srv.Addr())
 	cfg.SystemID, cfg.Password = "", ""
 	mos := make(chan dispatch.MO, 1)
-	r := start(t, cfg, Handlers{MO: func(m dispatch.MO) error { mos <- m; return nil }})
+	r := start(t, cfg, Handlers{MO: func(m dispatch.MO) error {
+		select {
+		case mos <- m: // the first MO: the data_sm case checks it
+		default:
+		}
+		return nil
+	}})
 	dataSM := []byte{0, 1, 1}
 	dataSM = append(dataSM, "358401234567\x00"...)
 	dataSM = append(dataSM, 0, 0, '1', '2', 0, 0, 0, 0)
@@ -417,6 +424,11 @@ func TestPeerPDUsKeepBind(t *testing.T) {
 		{"alert_notification", wire.AlertNotification, []byte{1, 1, '1', 0, 1, 1, '2', 0}, 0, 0},
 		{"unknown command", 0x00000999, []byte{1, 2, 3}, wire.GenericNack, wire.StatusInvCmdID},
 		{"query_sm (unsupported)", 0x00000003, []byte("1\x00\x00\x00\x00"), wire.GenericNack, wire.StatusInvCmdID},
+		// Hostile deliver_sm bodies are answered, never crash the gateway or drop the bind.
+		// (go-smpp's codec reads short bodies leniently: any status is fine, an answer is not optional).
+		{"deliver_sm truncated", wire.DeliverSM, []byte{0, 1}, wire.DeliverSMResp, anyStatus},
+		{"deliver_sm garbage", wire.DeliverSM, bytes.Repeat([]byte{0xff}, 300), wire.DeliverSMResp, anyStatus},
+		{"deliver_sm receipt with hostile text", wire.DeliverSM, hostileReceipt(), wire.DeliverSMResp, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seq, err := srv.Inject(tc.id, tc.body)
@@ -426,7 +438,7 @@ func TestPeerPDUsKeepBind(t *testing.T) {
 			if tc.resp != 0 {
 				waitFor(t, 5*time.Second, "response", func() bool {
 					for _, p := range srv.PDUs() {
-						if p.Seq == seq && p.ID == tc.resp && p.Status == tc.st {
+						if p.Seq == seq && p.ID == tc.resp && (p.Status == tc.st || tc.st == anyStatus) {
 							return true
 						}
 					}
@@ -467,4 +479,19 @@ func TestSequenceWrap(t *testing.T) {
 			t.Fatalf("got %d want %d", got, want)
 		}
 	}
+}
+
+const anyStatus = 0xFFFFFFFF
+
+// hostileReceipt is a receipt deliver_sm (esm_class 0x04) whose text once made the
+// receipt parser slice out of range (FuzzParseReceiptText's finding).
+func hostileReceipt() []byte {
+	b := []byte{0, 1, 1}
+	b = append(b, "358401234567\x00"...)
+	b = append(b, 1, 1)
+	b = append(b, "12\x00"...)
+	b = append(b, 0x04, 0, 0, 0, 0, 0, 0, 0, 0)
+	text := []byte("\xff done dAte:")
+	b = append(b, byte(len(text)))
+	return append(b, text...)
 }
