@@ -668,8 +668,38 @@ type poolBody struct {
 	Channel     string                  `json:"channel"`
 	Strategy    string                  `json:"strategy"`
 	Numbers     []rotation.NumberConfig `json:"numbers"`
-	Cooldown    jsonDuration            `json:"cooldown"`
+	Cooldown    json.RawMessage         `json:"cooldown"`
 	OnExhausted string                  `json:"on_exhausted"`
+	Health      healthBody              `json:"health"`
+}
+
+// healthBody is rotation.HealthConfig with durations written as "30m" or nanoseconds.
+type healthBody struct {
+	Off              bool            `json:"off"`
+	Window           json.RawMessage `json:"window"`
+	MinSamples       int             `json:"min_samples"`
+	Ratio            float64         `json:"ratio"`
+	Rest             json.RawMessage `json:"rest"`
+	ProbationShare   float64         `json:"probation_share"`
+	ProbationSamples int             `json:"probation_samples"`
+}
+
+// durationField reads a duration written as "30s" or as nanoseconds; absent is 0. The
+// error names field.
+func durationField(field string, raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var d jsonDuration
+	if err := d.UnmarshalJSON(raw); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			fe.Field = field
+			return 0, fe
+		}
+		return 0, &fieldError{Field: field, Msg: err.Error()}
+	}
+	return time.Duration(d), nil
 }
 
 // jsonDuration accepts "1m30s" or a number of nanoseconds.
@@ -743,12 +773,20 @@ func (s *Server) putPool(ctx *fasthttp.RequestCtx, p *params) {
 	}
 	var body poolBody
 	if err := s.decodeJSON(ctx, &body); err != nil {
-		var fe *fieldError
-		if errors.As(err, &fe) && fe.Field == "duration" {
-			fe.Field = "cooldown"
-		}
 		s.fail(ctx, err)
 		return
+	}
+	var durs [3]time.Duration
+	for i, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"cooldown", body.Cooldown}, {"health.window", body.Health.Window}, {"health.rest", body.Health.Rest}} {
+		d, err := durationField(f.name, f.raw)
+		if err != nil {
+			s.fail(ctx, err)
+			return
+		}
+		durs[i] = d
 	}
 	if body.Name == "" {
 		body.Name = name
@@ -761,7 +799,10 @@ func (s *Server) putPool(ctx *fasthttp.RequestCtx, p *params) {
 		body.Tenant = "default"
 	}
 	c := rotation.PoolConfig{Name: body.Name, Tenant: body.Tenant, Channel: body.Channel, Strategy: body.Strategy,
-		Numbers: body.Numbers, Cooldown: time.Duration(body.Cooldown), OnExhausted: body.OnExhausted}
+		Numbers: body.Numbers, Cooldown: durs[0], OnExhausted: body.OnExhausted,
+		Health: rotation.HealthConfig{Off: body.Health.Off, Window: durs[1],
+			MinSamples: body.Health.MinSamples, Ratio: body.Health.Ratio, Rest: durs[2],
+			ProbationShare: body.Health.ProbationShare, ProbationSamples: body.Health.ProbationSamples}}
 	if err := c.Validate(); err != nil {
 		s.fail(ctx, &fieldError{Field: "pool", Msg: err.Error()})
 		return
