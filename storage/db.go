@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -335,4 +336,21 @@ func (b badgerLogger) Infof(f string, a ...any) {
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+// getJSON reads the JSON value of key into v within txn. It reports false and no error
+// when key is absent (never written, expired or deleted); a value that does not decode is
+// ErrCorrupt naming kind and id (formatted only then: this is on the receipt hot path).
+func getJSON(txn *badger.Txn, key []byte, v any, kind, id string) (bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+		return false, fmt.Errorf("%w: %s %q: %v", ErrCorrupt, kind, id, err)
+	}
+	return true, nil
 }

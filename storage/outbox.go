@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -179,16 +180,12 @@ func (db *DB) Outbox(after uint64, fn func(seq uint64, e dispatch.Event) error) 
 			if err != nil {
 				return err
 			}
-			item, err := txn.Get(hk)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
 			var e dispatch.Event
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
-				return fmt.Errorf("%w: outbox entry %d: %v", ErrCorrupt, seq, err)
+			if ok, err := getJSON(txn, hk, &e, "outbox entry", strconv.FormatUint(seq, 10)); !ok {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			if err := fn(seq, e); err != nil {
 				return err

@@ -142,16 +142,12 @@ func (db *DB) Track(s dispatch.Submission, ttl time.Duration) (dispatch.ReceiptR
 		changed := !keep
 		for i, id := range s.SMSCIDs {
 			ek := key2(pEarly, s.Connection, id)
-			item, err := txn.Get(ek)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
 			var er earlyReceipt
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &er) }); err != nil {
-				return fmt.Errorf("%w: early receipt %q: %v", ErrCorrupt, id, err)
+			if ok, err := getJSON(txn, ek, &er, "early receipt", id); !ok {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			if err := txn.Delete(ek); err != nil {
 				return err
@@ -248,16 +244,9 @@ func (db *DB) Apply(r dispatch.Receipt) (dispatch.ReceiptResult, error) {
 			return err
 		}
 		sk := key1(pSubmission, reqID)
-		item, err = txn.Get(sk)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil // expired between the two keys
-		}
-		if err != nil {
-			return err
-		}
 		var sub submission
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &sub) }); err != nil {
-			return fmt.Errorf("%w: submission %q: %v", ErrCorrupt, reqID, err)
+		if ok, err := getJSON(txn, sk, &sub, "submission", reqID); !ok {
+			return err // nil: expired between the two keys
 		}
 		if part < 1 || part > len(sub.Parts) || sub.Parts[part-1].SMSCID != r.SMSCID {
 			return nil // an id of an earlier submission of the request, tracked again with others
@@ -325,17 +314,14 @@ func (db *DB) Expiring(now time.Time, max int) ([]dispatch.ReceiptResult, error)
 				break
 			}
 			id := string(k[9:])
-			item, err := txn.Get(key1(pSubmission, id))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				stale = append(stale, it.Item().KeyCopy(nil))
-				continue
-			}
+			var sub submission
+			ok, err := getJSON(txn, key1(pSubmission, id), &sub, "submission", id)
 			if err != nil {
 				return err
 			}
-			var sub submission
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &sub) }); err != nil {
-				return fmt.Errorf("%w: submission %q: %v", ErrCorrupt, id, err)
+			if !ok {
+				stale = append(stale, it.Item().KeyCopy(nil))
+				continue
 			}
 			if sub.Done {
 				stale = append(stale, it.Item().KeyCopy(nil))

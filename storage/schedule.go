@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -47,18 +46,8 @@ func (db *DB) loadSchedule() error {
 
 func getItem(txn *badger.Txn, id string) (schedItem, bool, error) {
 	var it schedItem
-	item, err := txn.Get(key1(pSchedItem, id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return it, false, nil
-	}
-	if err != nil {
-		return it, false, err
-	}
-	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &it) })
-	if err != nil {
-		return it, false, fmt.Errorf("%w: scheduled item %q: %v", ErrCorrupt, id, err)
-	}
-	return it, true, nil
+	ok, err := getJSON(txn, key1(pSchedItem, id), &it, "scheduled item", id)
+	return it, ok, err
 }
 
 func putItem(txn *badger.Txn, it *schedItem) error {
