@@ -34,50 +34,56 @@ const (
 // routes registers every route. Scopes: GET read, other methods write; tokens and pprof
 // admin; the segment calculator read (it changes nothing).
 func (s *Server) routes() {
-	h := func(method, pattern string, sc scope, fn handlerFunc) {
-		if pattern != importRoute {
+	// h registers a route. Every route is always registered (the OpenAPI test holds them
+	// to the document); one whose backend part is nil answers 503 unavailable, decided
+	// here once instead of in every handler.
+	h := func(method, pattern string, sc scope, available bool, fn handlerFunc) {
+		if !available {
+			fn = func(ctx *fasthttp.RequestCtx, _ *params) { s.fail(ctx, errUnavailable) }
+		} else if pattern != importRoute {
 			fn = s.bodyInMemory(fn) // the import streams its body itself
 		}
 		s.rt.handle(method, pattern, sc, fn, s.m.forRoute(pattern, method))
 	}
+	b, tokens := &s.b, s.tok.store != nil
 	get, put, post, patch, del := fasthttp.MethodGet, fasthttp.MethodPut, fasthttp.MethodPost, fasthttp.MethodPatch, fasthttp.MethodDelete
 
-	h(get, "/healthz", scopeNone, s.healthz)
-	h(get, "/readyz", scopeNone, s.readyz)
+	h(get, "/healthz", scopeNone, true, s.healthz)
+	h(get, "/readyz", scopeNone, b.Ready != nil, s.readyz)
 	metricsScope := scopeNone
 	if s.cfg.MetricsToken {
 		metricsScope = scopeRead
 	}
-	h(get, "/metrics", metricsScope, s.metricsHandler())
-	h(get, "/openapi.yaml", scopeNone, s.openapi)
-	h(get, "/debug/pprof/*", scopeAdmin, func(ctx *fasthttp.RequestCtx, _ *params) { pprofhandler.PprofHandler(ctx) })
+	h(get, "/metrics", metricsScope, true, s.metricsHandler())
+	h(get, "/openapi.yaml", scopeNone, true, s.openapi)
+	h(get, "/debug/pprof/*", scopeAdmin, true, func(ctx *fasthttp.RequestCtx, _ *params) { pprofhandler.PprofHandler(ctx) })
 
-	h(post, importRoute, scopeWrite, s.importOptOuts)
-	h(get, "/v1/optouts/export", scopeRead, s.exportOptOuts)
-	h(get, "/v1/optouts/{tenant}/{channel}/{address}", scopeRead, s.getOptOut)
-	h(put, "/v1/optouts/{tenant}/{channel}/{address}", scopeWrite, s.putOptOut)
-	h(del, "/v1/optouts/{tenant}/{channel}/{address}", scopeWrite, s.deleteOptOut)
+	h(post, importRoute, scopeWrite, b.ImportOptOuts != nil, s.importOptOuts)
+	h(get, "/v1/optouts/export", scopeRead, b.ExportOptOuts != nil, s.exportOptOuts)
+	h(get, "/v1/optouts/{tenant}/{channel}/{address}", scopeRead, b.OptOuts != nil, s.getOptOut)
+	h(put, "/v1/optouts/{tenant}/{channel}/{address}", scopeWrite, b.OptOuts != nil, s.putOptOut)
+	h(del, "/v1/optouts/{tenant}/{channel}/{address}", scopeWrite, b.OptOuts != nil, s.deleteOptOut)
 
-	h(get, "/v1/pools", scopeRead, s.listPools)
-	h(get, "/v1/pools/{name}", scopeRead, s.getPool)
-	h(put, "/v1/pools/{name}", scopeWrite, s.putPool)
-	h(del, "/v1/pools/{name}", scopeWrite, s.deletePool)
+	h(get, "/v1/pools", scopeRead, b.Pools != nil, s.listPools)
+	h(get, "/v1/pools/{name}", scopeRead, b.Pools != nil, s.getPool)
+	h(put, "/v1/pools/{name}", scopeWrite, b.Pools != nil, s.putPool)
+	h(del, "/v1/pools/{name}", scopeWrite, b.Pools != nil, s.deletePool)
 
-	h(get, "/v1/limits", scopeRead, s.getLimits)
-	h(patch, "/v1/limits", scopeWrite, s.patchLimits)
+	h(get, "/v1/limits", scopeRead, b.Limits != nil, s.getLimits)
+	h(patch, "/v1/limits", scopeWrite, b.Limits != nil, s.patchLimits)
 
-	h(get, "/v1/connections", scopeRead, s.connections)
+	h(get, "/v1/connections", scopeRead, b.Connections != nil, s.connections)
 
-	h(post, "/v1/messages", scopeWrite, s.enqueue)
-	h(get, "/v1/messages/{id}", scopeRead, s.history)
+	h(post, "/v1/messages", scopeWrite, b.Enqueue != nil, s.enqueue)
+	h(get, "/v1/messages/{id}", scopeRead, b.History != nil, s.history)
 
-	h(post, "/v1/segment", scopeRead, s.segment)
+	h(post, "/v1/segment", scopeRead, true, s.segment)
 
-	h(post, "/v1/campaigns/{id}/cancel", scopeWrite, s.cancelCampaign)
+	h(post, "/v1/campaigns/{id}/cancel", scopeWrite, b.CancelCampaign != nil, s.cancelCampaign)
 
-	h(get, "/v1/tokens", scopeAdmin, s.listTokens)
-	h(post, "/v1/tokens", scopeAdmin, s.createToken)
-	h(del, "/v1/tokens/{id}", scopeAdmin, s.revokeToken)
+	h(get, "/v1/tokens", scopeAdmin, tokens, s.listTokens)
+	h(post, "/v1/tokens", scopeAdmin, tokens, s.createToken)
+	h(del, "/v1/tokens/{id}", scopeAdmin, tokens, s.revokeToken)
 
 	for _, rt := range s.rt.routes {
 		rt.other = s.m.forRoute(rt.pattern, "other")
@@ -301,10 +307,6 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ *params) {
 }
 
 func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.Ready == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	if err := s.b.Ready(); err != nil {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "not_ready", safeText(err.Error()))
 		return
@@ -366,10 +368,6 @@ type optOutGetter interface {
 // out of channel or of "all"; source and ts come from the record that opts it out. Misses
 // (the common case) cost one OptedOut call.
 func (s *Server) getOptOut(ctx *fasthttp.RequestCtx, p *params) {
-	if s.b.OptOuts == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	tenant, channel, address, err := optOutParams(p)
 	if err != nil {
 		s.fail(ctx, err)
@@ -460,10 +458,6 @@ func (s *Server) deleteOptOut(ctx *fasthttp.RequestCtx, p *params) {
 }
 
 func (s *Server) setOptOut(ctx *fasthttp.RequestCtx, p *params, optedOut bool) {
-	if s.b.OptOuts == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	tenant, channel, address, err := optOutParams(p)
 	if err != nil {
 		s.fail(ctx, err)
@@ -503,10 +497,6 @@ const importRoute = "/v1/optouts/import"
 // (importing them again is harmless: an opt-out is set, not added twice). Each read of the
 // body must make progress within read_timeout; the whole import may take longer.
 func (s *Server) importOptOuts(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.ImportOptOuts == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	if err := checkMediaType(ctx, "text/csv", "text/plain"); err != nil {
 		s.fail(ctx, err)
 		return
@@ -639,10 +629,6 @@ func (s *Server) bodyInMemory(fn handlerFunc) handlerFunc {
 }
 
 func (s *Server) exportOptOuts(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.ExportOptOuts == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	export := s.b.ExportOptOuts
 	log := s.log
 	ctx.SetStatusCode(fasthttp.StatusOK)
@@ -727,10 +713,6 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 }
 
 func (s *Server) listPools(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.Pools == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	v, err := s.b.Pools.ListPools()
 	if err != nil {
 		s.fail(ctx, err)
@@ -740,10 +722,6 @@ func (s *Server) listPools(ctx *fasthttp.RequestCtx, _ *params) {
 }
 
 func (s *Server) getPool(ctx *fasthttp.RequestCtx, p *params) {
-	if s.b.Pools == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	name, err := nameParam(p, "name", maxNameLen)
 	if err != nil {
 		s.fail(ctx, err)
@@ -762,10 +740,6 @@ func (s *Server) getPool(ctx *fasthttp.RequestCtx, p *params) {
 }
 
 func (s *Server) putPool(ctx *fasthttp.RequestCtx, p *params) {
-	if s.b.Pools == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	name, err := nameParam(p, "name", maxNameLen)
 	if err != nil {
 		s.fail(ctx, err)
@@ -820,10 +794,6 @@ func (s *Server) putPool(ctx *fasthttp.RequestCtx, p *params) {
 }
 
 func (s *Server) deletePool(ctx *fasthttp.RequestCtx, p *params) {
-	if s.b.Pools == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	name, err := nameParam(p, "name", maxNameLen)
 	if err != nil {
 		s.fail(ctx, err)
@@ -871,18 +841,10 @@ type limitsPatch struct {
 }
 
 func (s *Server) getLimits(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.Limits == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	writeJSON(ctx, fasthttp.StatusOK, viewLimits(s.b.Limits.Limits()))
 }
 
 func (s *Server) patchLimits(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.Limits == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	var patch limitsPatch
 	if err := s.decodeJSON(ctx, &patch); err != nil {
 		var fe *fieldError
@@ -939,10 +901,6 @@ func (s *Server) patchLimits(ctx *fasthttp.RequestCtx, _ *params) {
 // ---- connections, history ----
 
 func (s *Server) connections(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.Connections == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	writeJSON(ctx, fasthttp.StatusOK, s.b.Connections())
 }
 
@@ -953,10 +911,6 @@ func idParam(p *params, key string) (string, error) {
 }
 
 func (s *Server) history(ctx *fasthttp.RequestCtx, p *params) {
-	if s.b.History == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	id, err := idParam(p, "id")
 	if err != nil {
 		s.fail(ctx, err)
@@ -980,10 +934,6 @@ func (s *Server) history(ctx *fasthttp.RequestCtx, p *params) {
 // failure rejects the whole call, naming the element and field), hands them to the
 // backend and answers 202 with their ids.
 func (s *Server) enqueue(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.b.Enqueue == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	body, err := s.jsonBody(ctx)
 	if err != nil {
 		s.fail(ctx, err)
@@ -1074,10 +1024,6 @@ func requestID(r []byte) (string, error) {
 // ---- campaigns ----
 
 func (s *Server) cancelCampaign(ctx *fasthttp.RequestCtx, p *params) {
-	if s.b.CancelCampaign == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	id, err := idParam(p, "id")
 	if err != nil {
 		s.fail(ctx, err)
@@ -1110,18 +1056,10 @@ type createTokenBody struct {
 }
 
 func (s *Server) listTokens(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.tok.store == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"tokens": s.tok.list()})
 }
 
 func (s *Server) createToken(ctx *fasthttp.RequestCtx, _ *params) {
-	if s.tok.store == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	var body createTokenBody
 	if err := s.decodeJSON(ctx, &body); err != nil {
 		s.fail(ctx, err)
@@ -1153,10 +1091,6 @@ func (s *Server) createToken(ctx *fasthttp.RequestCtx, _ *params) {
 }
 
 func (s *Server) revokeToken(ctx *fasthttp.RequestCtx, p *params) {
-	if s.tok.store == nil {
-		s.fail(ctx, errUnavailable)
-		return
-	}
 	id := p.get("id")
 	if len(id) != tokenIDLen || strings.Trim(string(id), "0123456789abcdef") != "" {
 		s.fail(ctx, badField("id", "must be %d lowercase hex digits", tokenIDLen))
