@@ -111,8 +111,8 @@ func capPool(name string, n, perHour int, onExhausted string) rotation.PoolConfi
 }
 
 func TestPoolsPickErrors(t *testing.T) {
-	p := testPools(t, []rotation.PoolConfig{capPool("hold", 1, 1, "hold"), capPool("fail", 1, 1, "fail")}, nil, nil, nil)
-	for _, name := range []string{"hold", "fail"} {
+	p := testPools(t, []rotation.PoolConfig{capPool("hold", 1, 1, "hold"), capPool("fail", 1, 1, "fail"), capPool("unset", 1, 1, "")}, nil, nil, nil)
+	for _, name := range []string{"hold", "fail", "unset"} {
 		if _, _, err := p.Pick("default", "voice", name, "+46701234567", poolT0); err != nil {
 			t.Fatal(err)
 		}
@@ -127,6 +127,7 @@ func TestPoolsPickErrors(t *testing.T) {
 		{"other channel", "default", "sms", "hold", ErrUnknownPool, time.Time{}},
 		{"exhausted, hold: retry at next hour", "default", "voice", "hold", ErrPoolExhausted, poolT0.Truncate(time.Hour).Add(time.Hour)},
 		{"exhausted, fail: no retry", "default", "voice", "fail", ErrPoolExhausted, time.Time{}},
+		{"exhausted, on_exhausted unset: fails like fail", "default", "voice", "unset", ErrPoolExhausted, time.Time{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, retry, err := p.Pick(tc.tenant, tc.channel, tc.pool, "+46701234567", poolT0)
@@ -138,8 +139,10 @@ func TestPoolsPickErrors(t *testing.T) {
 	if _, _, err := p.Pick("default", "voice", "nope", "", poolT0); !strings.Contains(err.Error(), "unknown pool") {
 		t.Errorf("message %q must say unknown pool", err)
 	}
-	if h, ok := p.OnExhausted("fail"); !ok || h != "fail" {
-		t.Errorf("OnExhausted(fail) = %q %v", h, ok)
+	for name, want := range map[string]string{"fail": "fail", "hold": "hold", "unset": "fail"} {
+		if h, ok := p.OnExhausted(name); !ok || h != want {
+			t.Errorf("OnExhausted(%s) = %q %v, want %q", name, h, ok, want)
+		}
 	}
 }
 

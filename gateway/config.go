@@ -237,21 +237,10 @@ func decodeListsOverDefaults(root *yaml.Node, cfg *Config) error {
 	return nil
 }
 
-// applyListDefaults fills the defaults of pool entries that yaml left at zero.
+// applyListDefaults fills what yaml leaves nil. Pool entries need nothing here: their
+// zero values are their defaults (tenant "default", weight 1, on_exhausted fail), decided
+// by rotation and dispatch.Pools.
 func applyListDefaults(cfg *Config) {
-	for i := range cfg.Pools {
-		if cfg.Pools[i].Tenant == "" {
-			cfg.Pools[i].Tenant = "default"
-		}
-		if cfg.Pools[i].OnExhausted == "" {
-			cfg.Pools[i].OnExhausted = "fail"
-		}
-		for j := range cfg.Pools[i].Numbers {
-			if cfg.Pools[i].Numbers[j].Weight == 0 {
-				cfg.Pools[i].Numbers[j].Weight = 1
-			}
-		}
-	}
 	if cfg.Limits.Tenants == nil {
 		cfg.Limits.Tenants = map[string]float64{}
 	}

@@ -94,15 +94,17 @@ type PoolConfig struct {
 	Strategy string         `yaml:"strategy" json:"strategy"` // round_robin | weighted | least_used | sticky | local_presence
 	Numbers  []NumberConfig `yaml:"numbers" json:"numbers"`
 	Cooldown time.Duration  `yaml:"cooldown" json:"cooldown"`
-	// OnExhausted is "hold" (schedule until a number is free) or "fail" (pool_exhausted).
+	// OnExhausted is "hold" (schedule until a number is free) or "fail" (pool_exhausted;
+	// the default).
 	OnExhausted string `yaml:"on_exhausted" json:"on_exhausted"`
 	// Health configures quarantine of numbers with a poor answer or delivery rate.
 	Health HealthConfig `yaml:"health" json:"health"`
 }
 
 // Hold reports whether a request that finds the pool exhausted is held until a number
-// frees up ("hold", the default) rather than failed with pool_exhausted ("fail").
-func (c PoolConfig) Hold() bool { return c.OnExhausted != "fail" }
+// frees up ("hold") rather than failed with pool_exhausted ("fail", also when unset: a
+// payment reminder should not wait silently for hours unless its pool says so).
+func (c PoolConfig) Hold() bool { return c.OnExhausted == "hold" }
 
 // Validate reports the first bad key, named relative to the entry.
 func (c PoolConfig) Validate() error {
