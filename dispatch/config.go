@@ -104,6 +104,9 @@ type Config struct {
 	ReceiptSweep time.Duration `yaml:"receipt_sweep"`
 }
 
+// defaultMaxRequestBytes bounds a request record unless dispatch.max_request_bytes says.
+const defaultMaxRequestBytes = 64 << 10
+
 // DefaultConfig returns the pipeline defaults.
 func DefaultConfig() Config {
 	return Config{
@@ -116,7 +119,7 @@ func DefaultConfig() Config {
 		ShutdownGrace: 10 * time.Second,
 
 		QueueDepth:      64,
-		MaxRequestBytes: 64 << 10,
+		MaxRequestBytes: defaultMaxRequestBytes,
 		MaxLimiterWait:  250 * time.Millisecond,
 		RetryDelay:      2 * time.Second,
 		SchedulePoll:    100 * time.Millisecond,

@@ -18,7 +18,7 @@ func (e *RequestError) Error() string { return e.Detail }
 // a *RequestError. Checks that need the running gateway (pools, routes) are not made.
 func ValidateRequest(value []byte, maxBytes int, smartDefault bool) error {
 	if maxBytes <= 0 {
-		maxBytes = DefaultConfig().withDefaults().MaxRequestBytes
+		maxBytes = defaultMaxRequestBytes
 	}
 	p := parseRequest(value, maxBytes, smartDefault, segment.CountText)
 	if p.bad != nil {
