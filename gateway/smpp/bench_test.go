@@ -104,3 +104,55 @@ func BenchmarkGoSMPPTransmitter100(b *testing.B) {
 		b.Fatalf("%d failed", failed.Load())
 	}
 }
+
+// BenchmarkThrottledSMSC: b.N one-part messages through two binds configured for 2000/s
+// to an SMSC that throttles above 500/s. It reports the achieved rate (the adaptive
+// throttle should hold it near 500/s) and throttled responses per 100 submits. Run it with
+// a fixed count, e.g. -benchtime 3000x.
+func BenchmarkThrottledSMSC(b *testing.B) {
+	srv := smsctest.NewServer(smsctest.Options{ThrottleAbove: 500, DisableRecording: true})
+	defer srv.Close()
+	cfg := testConfig(srv.Addr())
+	cfg.SystemID, cfg.Password = "", ""
+	cfg.TPS, cfg.Window, cfg.Binds = 2000, 20, 2
+	c, err := NewConnection(cfg, Handlers{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error)
+	go func() { runDone <- c.Run(ctx) }()
+	for !c.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	m := &dispatch.SMS{RequestID: "b", To: "+358401234567", From: "Sendcore",
+		Parts: []segment.Part{{ShortMessage: []byte("benchmark message text"), Seq: 1, Total: 1}}}
+	var done, failed atomic.Int64
+	all := make(chan struct{})
+	n := int64(b.N)
+	cb := func(r []dispatch.PartResult) {
+		if r[0].Outcome != dispatch.OutcomeOK {
+			failed.Add(1)
+		}
+		if done.Add(1) == n {
+			close(all)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Send(ctx, m, cb); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-all
+	b.StopTimer()
+	st := c.Stats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "achieved/s")
+	b.ReportMetric(100*float64(st.Throttles)/float64(b.N), "throttled/100")
+	b.ReportMetric(0, "ns/op")
+	cancel()
+	<-runDone
+	if failed.Load() > 0 {
+		b.Fatalf("%d failed", failed.Load())
+	}
+}
