@@ -183,7 +183,7 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 			e.m.eventWriteFailures.Add(float64(len(b.events)))
 			continue
 		}
-		e.m.stage.WithLabelValues("ledger_append").Observe(time.Since(start).Seconds())
+		e.m.observeStage("ledger_append", time.Since(start).Seconds())
 		for _, f := range b.thens {
 			f()
 		}
@@ -244,7 +244,7 @@ func (e *emitter) writeStage(ctx context.Context) {
 					e.m.eventWriteFailures.Add(float64(n))
 					return
 				}
-				e.m.stage.WithLabelValues("event_write").Observe(time.Since(start).Seconds())
+				e.m.observeStage("event_write", time.Since(start).Seconds())
 				ack(seqs)
 			})
 			if err != nil {
@@ -273,7 +273,7 @@ func (e *emitter) writeStage(ctx context.Context) {
 				e.m.eventWriteFailures.Add(float64(len(b.events)))
 				continue
 			}
-			e.m.stage.WithLabelValues("event_write").Observe(time.Since(start).Seconds())
+			e.m.observeStage("event_write", time.Since(start).Seconds())
 			ack(b.seqs)
 		}
 	}

@@ -24,6 +24,13 @@ type metrics struct {
 	ledgerRetries      prometheus.Counter
 	storeErrors        *prometheus.CounterVec // op
 	inflight           prometheus.Gauge
+
+	// Children of the vectors above used on every request, resolved once: a
+	// WithLabelValues lookup hashes its labels on every call.
+	stageObs       map[string]prometheus.Observer
+	requestByOut   map[string]prometheus.Counter
+	optOutPass     prometheus.Counter
+	optOutOptedOut prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -108,7 +115,38 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		StatusNoAnswer, StatusDeclined, StatusOptedOut, StatusOptedIn} {
 		m.eventByStatus[s] = m.events.WithLabelValues(string(s))
 	}
+	m.stageObs = map[string]prometheus.Observer{}
+	for _, st := range []string{"parse", "claim", "optout", "segment", "submit", "ledger_append", "event_write"} {
+		m.stageObs[st] = m.stage.WithLabelValues(st)
+	}
+	m.requestByOut = map[string]prometheus.Counter{}
+	for s := range m.eventByStatus {
+		m.requestByOut[string(s)] = m.requests.WithLabelValues(string(s))
+	}
+	for _, o := range []string{"redelivered", "abandoned", "dead_lettered"} {
+		m.requestByOut[o] = m.requests.WithLabelValues(o)
+	}
+	m.optOutPass = m.optOutChecks.WithLabelValues("pass")
+	m.optOutOptedOut = m.optOutChecks.WithLabelValues("opted_out")
 	return m
+}
+
+// observeStage records the latency of stage; the map is read-only after construction.
+func (m *metrics) observeStage(stage string, seconds float64) {
+	if o, ok := m.stageObs[stage]; ok {
+		o.Observe(seconds)
+		return
+	}
+	m.stage.WithLabelValues(stage).Observe(seconds)
+}
+
+// request counts one request handled with outcome.
+func (m *metrics) request(outcome string) {
+	if c, ok := m.requestByOut[outcome]; ok {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(outcome).Inc()
 }
 
 // event counts one durable event; the map is read-only after construction.

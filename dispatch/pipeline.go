@@ -319,7 +319,7 @@ func (p *Pipeline) finish(j *job, outcome string) {
 	if !j.done.CompareAndSwap(false, true) {
 		return
 	}
-	p.m.requests.WithLabelValues(outcome).Inc()
+	p.m.request(outcome)
 	if j.held != nil {
 		if err := p.o.Schedule.Done(j.held.ID); err != nil {
 			p.m.storeErrors.WithLabelValues("schedule_done").Inc()
@@ -338,7 +338,7 @@ func (p *Pipeline) abandon(j *job, why string, err error) {
 	if !j.done.CompareAndSwap(false, true) {
 		return
 	}
-	p.m.requests.WithLabelValues("abandoned").Inc()
+	p.m.request("abandoned")
 	p.log.Warn("request abandoned; it will be redelivered", "id", j.ev.ID, "why", why, "err", err)
 	p.releaseUnconfirmed(j)
 	p.end()
@@ -372,7 +372,7 @@ func (p *Pipeline) process(j *job) {
 		return
 	}
 	j.p = parseRequest(j.value, p.cfg.MaxRequestBytes, p.cfg.SmartEncoding, p.count)
-	p.m.stage.WithLabelValues("parse").Observe(p.now().Sub(start).Seconds())
+	p.m.observeStage("parse", p.now().Sub(start).Seconds())
 	j.fillTemplate(p.o.Node)
 	if j.p.req.ID == "" {
 		// No id: the DLQ only (contract §1).
@@ -382,7 +382,7 @@ func (p *Pipeline) process(j *job) {
 	}
 	t0 := p.now()
 	prev, existed, err := p.o.Ledger.Claim(j.p.req.ID, j.rec.Source, t0)
-	p.m.stage.WithLabelValues("claim").Observe(p.now().Sub(t0).Seconds())
+	p.m.observeStage("claim", p.now().Sub(t0).Seconds())
 	if err != nil {
 		p.m.storeErrors.WithLabelValues("claim").Inc()
 		p.abandon(j, "ledger claim failed", err)
@@ -523,7 +523,7 @@ func (p *Pipeline) front(j *job) {
 	}
 	t0 := p.now()
 	out, err := p.o.OptOuts.OptedOut(r.Tenant, r.Channel, j.p.to)
-	p.m.stage.WithLabelValues("optout").Observe(p.now().Sub(t0).Seconds())
+	p.m.observeStage("optout", p.now().Sub(t0).Seconds())
 	if err != nil {
 		p.m.optOutChecks.WithLabelValues("error").Inc()
 		p.m.storeErrors.WithLabelValues("optout").Inc()
@@ -531,13 +531,13 @@ func (p *Pipeline) front(j *job) {
 		return
 	}
 	if out {
-		p.m.optOutChecks.WithLabelValues("opted_out").Inc()
+		p.m.optOutOptedOut.Inc()
 		ev := j.event(StatusSuppressed)
 		ev.Reason = "opted_out"
 		p.emitFinal(j, ev, string(StatusSuppressed))
 		return
 	}
-	p.m.optOutChecks.WithLabelValues("pass").Inc()
+	p.m.optOutPass.Inc()
 	var due time.Time
 	reason := ""
 	if r.NotBefore != nil && r.NotBefore.After(now) {

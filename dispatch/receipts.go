@@ -76,7 +76,7 @@ func (p *Pipeline) completion(res ReceiptResult) Event {
 		if ev.Pool != "" && p.o.Pools != nil {
 			p.o.Pools.Feedback(ev.Pool, ev.From, ev.Status, now)
 		}
-		p.m.requests.WithLabelValues(string(ev.Status)).Inc()
+		p.m.request(string(ev.Status))
 	}
 	return ev
 }

@@ -46,7 +46,7 @@ func (p *Pipeline) smsRoute(j *job) {
 		p.emitFinal(j, ev, string(StatusRejected))
 		return
 	}
-	p.m.stage.WithLabelValues("segment").Observe(p.now().Sub(t0).Seconds())
+	p.m.observeStage("segment", p.now().Sub(t0).Seconds())
 	// The billing count of what is sent: the split with this connection's concatenation
 	// form and national tables (CountText of the same text and options gives the same).
 	j.ev.Segments = j.msg.Segments
@@ -85,7 +85,7 @@ func (p *Pipeline) submit(j *job) {
 // smsDone turns the part results into `submitted` (and tracks the receipts) or `failed`.
 func (p *Pipeline) smsDone(j *job, res []PartResult, sent time.Time) {
 	now := p.now()
-	p.m.stage.WithLabelValues("submit").Observe(now.Sub(sent).Seconds())
+	p.m.observeStage("submit", now.Sub(sent).Seconds())
 	if !j.rec.Time.IsZero() && j.held == nil {
 		p.m.e2e.Observe(now.Sub(j.rec.Time).Seconds())
 	}

@@ -401,7 +401,7 @@ func (w *importWriter) flush() error {
 	}
 	if err == nil {
 		w.db.optCount.Add(w.added)
-		w.db.m.writeSeconds.WithLabelValues("import").Observe(time.Since(w.start).Seconds())
+		w.db.m.write("import", time.Since(w.start).Seconds())
 	}
 	w.finish()
 	if err != nil {

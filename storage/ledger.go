@@ -37,7 +37,7 @@ func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, erro
 	db.claims.claim(db, r)
 	prev, existed, err := r.prev, r.existed, r.err
 	db.claims.put(r)
-	db.m.writeSeconds.WithLabelValues("claim").Observe(time.Since(start).Seconds())
+	db.m.write("claim", time.Since(start).Seconds())
 	if err != nil {
 		return dispatch.Claim{}, false, fmt.Errorf("storage: claim %q: %w", id, err)
 	}

@@ -283,7 +283,7 @@ func (db *DB) SetOptOut(o dispatch.OptOut) error {
 		}
 		return nil
 	})
-	db.m.writeSeconds.WithLabelValues("optout").Observe(time.Since(start).Seconds())
+	db.m.write("optout", time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("storage: writing opt-out: %w", err)
 	}

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -61,13 +60,17 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 			return nil, err
 		}
 	}
+	// One buffer holds every value: Badger keeps the slices until the commit, and an
+	// append that grows buf leaves the earlier ones intact.
 	vals := make([][]byte, len(events))
+	buf := make([]byte, 0, 320*len(events))
 	for i := range events {
-		v, err := json.Marshal(&events[i])
-		if err != nil {
+		start := len(buf)
+		var err error
+		if buf, err = dispatch.AppendEventJSON(buf, &events[i]); err != nil {
 			return nil, fmt.Errorf("%w: event %q: %v", ErrInvalid, events[i].ID, err)
 		}
-		vals[i] = v
+		vals[i] = buf[start:len(buf):len(buf)]
 	}
 	if err := db.acquire(); err != nil {
 		return nil, err
@@ -76,7 +79,7 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	start := time.Now()
 	seqs := make([]uint64, len(events))
 	err := db.appendTxn(events, vals, seqs)
-	db.m.writeSeconds.WithLabelValues("append").Observe(time.Since(start).Seconds())
+	db.m.write("append", time.Since(start).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("storage: append events: %w", err)
 	}
@@ -217,7 +220,7 @@ func (db *DB) Published(seqs []uint64) error {
 		}
 	}
 	err := wb.Flush()
-	db.m.writeSeconds.WithLabelValues("published").Observe(time.Since(start).Seconds())
+	db.m.write("published", time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("storage: published: %w", err)
 	}

@@ -185,7 +185,7 @@ func (db *DB) Track(s dispatch.Submission, ttl time.Duration) (dispatch.ReceiptR
 		res.Done = done
 		return nil
 	})
-	db.m.writeSeconds.WithLabelValues("track").Observe(time.Since(start).Seconds())
+	db.m.write("track", time.Since(start).Seconds())
 	if err != nil {
 		return dispatch.ReceiptResult{}, fmt.Errorf("storage: track %q: %w", s.RequestID, err)
 	}
@@ -276,7 +276,7 @@ func (db *DB) Apply(r dispatch.Receipt) (dispatch.ReceiptResult, error) {
 		res.Done, res.Part = done, part
 		return txn.SetEntry(&badger.Entry{Key: sk, Value: v, ExpiresAt: item.ExpiresAt()})
 	})
-	db.m.writeSeconds.WithLabelValues("receipt").Observe(time.Since(start).Seconds())
+	db.m.write("receipt", time.Since(start).Seconds())
 	if err != nil {
 		return dispatch.ReceiptResult{}, fmt.Errorf("storage: apply receipt %q: %w", r.SMSCID, err)
 	}

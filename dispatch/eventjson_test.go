@@ -1,26 +1,24 @@
-package kafka
+package dispatch
 
 import (
 	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/sendcore/sendcore/dispatch"
 )
 
 // eventCases are events whose JSON must be byte-identical to encoding/json's: every
 // optional field empty and set, nil and empty collections, strings that need escaping.
-func eventCases() map[string]dispatch.Event {
+func eventCases() map[string]Event {
 	ts := time.Date(2026, 11, 27, 15, 4, 5, 120034000, time.UTC)
-	return map[string]dispatch.Event{
+	return map[string]Event{
 		"zero":     {},
-		"accepted": {ID: "r-1", Tenant: "default", Campaign: "c", Channel: "sms", To: "+358401234567", From: "Sendcore", Status: dispatch.StatusAccepted, TS: ts, Node: "gw-1", Meta: map[string]string{"bench_t0": "1764255845120034000"}},
-		"submitted": {ID: "r-2", Tenant: "t", Channel: "sms", To: "+1", Status: dispatch.StatusSubmitted, TS: ts, Segments: 2, Encoding: "gsm7",
+		"accepted": {ID: "r-1", Tenant: "default", Campaign: "c", Channel: "sms", To: "+358401234567", From: "Sendcore", Status: StatusAccepted, TS: ts, Node: "gw-1", Meta: map[string]string{"bench_t0": "1764255845120034000"}},
+		"submitted": {ID: "r-2", Tenant: "t", Channel: "sms", To: "+1", Status: StatusSubmitted, TS: ts, Segments: 2, Encoding: "gsm7",
 			Connection: "carrier-a", SMSCIDs: []string{"1a2b", ""}, Meta: map[string]string{}},
-		"delivered": {ID: "r-3", Status: dispatch.StatusUndelivered, TS: ts.Truncate(time.Second), Reason: "receipt_undeliv", Detail: "part 2: UNDELIV err 001",
-			Parts: []dispatch.PartReceipt{{Part: 1, SMSCID: "a", State: "DELIVRD"}, {Part: 2, SMSCID: "b", State: "UNDELIV", Err: "001"}}, Pool: "p"},
-		"voice":     {ID: "v", Status: dispatch.StatusCompleted, TS: ts, DurationMS: 50, Part: 3, SMSCIDs: []string{}, Parts: []dispatch.PartReceipt{}},
+		"delivered": {ID: "r-3", Status: StatusUndelivered, TS: ts.Truncate(time.Second), Reason: "receipt_undeliv", Detail: "part 2: UNDELIV err 001",
+			Parts: []PartReceipt{{Part: 1, SMSCID: "a", State: "DELIVRD"}, {Part: 2, SMSCID: "b", State: "UNDELIV", Err: "001"}}, Pool: "p"},
+		"voice":     {ID: "v", Status: StatusCompleted, TS: ts, DurationMS: 50, Part: 3, SMSCIDs: []string{}, Parts: []PartReceipt{}},
 		"escapes":   {ID: "a\"b\\c<d>e&f", Detail: "tab\there\nnl\r\b\f\x00\x1f\x7f é 😀 \u2028\u2029 \xff\xfe bad", Meta: map[string]string{"z": "<", "a": "&", "m\n": "x", "": ""}},
 		"meta-many": {ID: "m", Meta: map[string]string{"k9": "9", "k1": "1", "k5": "5", "k3": "3", "k7": "7", "k2": "2", "k8": "8", "k4": "4", "k6": "6", "k0": "0"}},
 		"offset":    {ID: "o", TS: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 2*3600+30*60))},
@@ -41,16 +39,16 @@ func TestEventJSONIdentity(t *testing.T) {
 
 // TestEventJSONBadTime: a time encoding/json refuses is an error here too.
 func TestEventJSONBadTime(t *testing.T) {
-	ev := dispatch.Event{ID: "x", TS: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if _, err := appendEventJSON(nil, &ev); err == nil {
+	ev := Event{ID: "x", TS: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, err := AppendEventJSON(nil, &ev); err == nil {
 		t.Fatal("year 10000 encoded without error")
 	}
 }
 
-func checkEventJSON(t *testing.T, ev dispatch.Event) {
+func checkEventJSON(t *testing.T, ev Event) {
 	t.Helper()
 	want, werr := json.Marshal(&ev)
-	got, gerr := appendEventJSON([]byte("prefix"), &ev)
+	got, gerr := AppendEventJSON([]byte("prefix"), &ev)
 	if (werr != nil) != (gerr != nil) {
 		t.Fatalf("errors differ: encoding/json %v, ours %v", werr, gerr)
 	}
@@ -66,8 +64,8 @@ func FuzzEventJSON(f *testing.F) {
 	f.Add("r-1", "hello <b>&</b>", "k", "v", "DELIVRD", int64(1764255845120034000), 2)
 	f.Add("\xff\u2028", "\x00\t\"\\", "\u2029", "😀", "", int64(-1), -5)
 	f.Fuzz(func(t *testing.T, id, text, k, v, state string, ns int64, n int) {
-		ev := dispatch.Event{ID: id, Detail: text, Reason: state, Meta: map[string]string{k: v, v: k}, TS: time.Unix(0, ns).UTC(),
-			Segments: n, SMSCIDs: []string{text, id}, Parts: []dispatch.PartReceipt{{Part: n, SMSCID: k, State: state, Err: v}}}
+		ev := Event{ID: id, Detail: text, Reason: state, Meta: map[string]string{k: v, v: k}, TS: time.Unix(0, ns).UTC(),
+			Segments: n, SMSCIDs: []string{text, id}, Parts: []PartReceipt{{Part: n, SMSCID: k, State: state, Err: v}}}
 		checkEventJSON(t, ev)
 	})
 }
