@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -143,7 +142,15 @@ type builder struct {
 	t   Traffic
 	rng *rand.Rand
 	dlr bool
+	// slab is where keys and values are written, each capped so that an append by the
+	// holder cannot reach its neighbour. A full slab is never written again: the Kafka
+	// writer keeps a message until its batch is acknowledged, so a slab is dropped, not
+	// reused, and one allocation serves many requests.
+	slab []byte
 }
+
+// slabSize holds about a hundred requests (a GSM-7 multi-part one is ~460 bytes).
+const slabSize = 64 << 10
 
 func newBuilder(t Traffic) *builder {
 	if t.Recipients == 0 {
@@ -153,34 +160,70 @@ func newBuilder(t Traffic) *builder {
 }
 
 // build returns the key (the recipient) and JSON value of request n produced at t0, and
-// its kind.
+// its kind. The value is what encoding/json.Marshal writes for the Request (TestBuild).
 func (b *builder) build(n int, t0 time.Time) (key, value []byte, kind string) {
 	kind = b.t.Mix.kind(b.rng.Float64())
-	to := Recipient(b.rng.IntN(b.t.Recipients))
-	r := Request{
-		ID: b.t.RunID + "-" + strconv.Itoa(n), Channel: "sms", Tenant: b.t.Tenant, To: to,
-		Campaign: b.t.Campaign,
-		Meta:     map[string]string{MetaT0: strconv.FormatInt(t0.UnixNano(), 10), MetaKind: kind},
+	recipient := b.rng.IntN(b.t.Recipients)
+	if cap(b.slab)-len(b.slab) < 1024 {
+		b.slab = make([]byte, 0, slabSize)
 	}
+	start := len(b.slab)
+	s := appendRecipient(b.slab, recipient)
+	key = s[start:len(s):len(s)]
+	vstart := len(s)
+	s = append(s, `{"id":`...)
+	s = appendString(s, b.t.RunID)
+	s = append(s[:len(s)-1], '-') // reopen the string: id is "<RunID>-<n>"
+	s = strconv.AppendInt(s, int64(n), 10)
+	s = append(s, '"')
+	channel, pool, text := "sms", "", ""
 	switch kind {
 	case KindVoice:
-		r.Channel = "voice"
-		r.Pool = b.t.VoicePool
-		r.Voice = &Voice{RingTimeoutS: 5, MaxDurationS: 1}
+		channel, pool = "voice", b.t.VoicePool
 	case KindGSM:
-		r.Text = TextGSM
+		text = TextGSM
 	case KindGSMMulti:
-		r.Text = TextGSMMulti
+		text = TextGSMMulti
 	case KindUCS2:
-		r.Text = TextUCS2
+		text = TextUCS2
 	}
-	if r.Channel == "sms" {
-		dlr := b.dlr
-		r.DLR = &dlr
+	s = append(s, `,"channel":"`...)
+	s = append(s, channel...)
+	s = append(s, '"')
+	s = appendOmitEmpty(s, `,"tenant":`, b.t.Tenant)
+	s = append(s, `,"to":"`...)
+	s = append(s, key...) // E.164: nothing to escape
+	s = append(s, '"')
+	s = appendOmitEmpty(s, `,"pool":`, pool)
+	s = appendOmitEmpty(s, `,"text":`, text)
+	s = appendOmitEmpty(s, `,"campaign":`, b.t.Campaign)
+	if channel == "sms" {
+		s = append(s, `,"dlr":`...)
+		s = strconv.AppendBool(s, b.dlr)
+	} else {
+		s = append(s, `,"voice":{"ring_timeout_s":5,"max_duration_s":1}`...)
 	}
-	v, err := json.Marshal(r)
-	if err != nil { // a Request of strings cannot fail to marshal
-		panic(err)
+	s = append(s, `,"meta":{"`+MetaKind+`":"`...) // meta keys sorted: bench_kind < bench_t0
+	s = append(s, kind...)
+	s = append(s, `","`+MetaT0+`":"`...)
+	s = strconv.AppendInt(s, t0.UnixNano(), 10)
+	s = append(s, `"}}`...)
+	b.slab = s
+	return key, s[vstart:len(s):len(s)], kind
+}
+
+// appendRecipient appends Recipient(i) without its intermediate strings.
+func appendRecipient(b []byte, i int) []byte {
+	if i%2 == 0 {
+		b = append(b, "+35840"...)
+	} else {
+		b = append(b, "+4670"...)
 	}
-	return []byte(to), v, kind
+	n := (i / 2) % 10_000_000
+	var d [7]byte
+	for k := 6; k >= 0; k-- {
+		d[k] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, d[:]...)
 }

@@ -88,8 +88,13 @@ func uninteresting(value []byte) bool {
 	return false
 }
 
-// DecodeEvent decodes one events-topic record value.
+// DecodeEvent decodes one events-topic record value: the Event and error
+// encoding/json.Unmarshal returns, through a hand-written decoder for the flat events the
+// gateway writes (wire_fast.go says why) and encoding/json for anything else.
 func DecodeEvent(value []byte) (Event, error) {
+	if ev, ok := decodeEventFast(value); ok {
+		return ev, nil
+	}
 	var ev Event
 	err := json.Unmarshal(value, &ev)
 	return ev, err
