@@ -36,7 +36,7 @@ type Claim struct {
 
 // Ledger is the idempotency record and status history of every request id, and the
 // transactional outbox of the events topic: every event appended is also kept in the
-// outbox, in the same atomic write, until Published removes it. An event is therefore
+// outbox, in the same atomic write, until Published marks it published. An event is therefore
 // never durable in the history without also being on its way to the events topic, also
 // across a SIGKILL between the two writes.
 type Ledger interface {
@@ -60,9 +60,11 @@ type Ledger interface {
 	// in sequence order, as of one snapshot taken when it starts: events appended while it
 	// runs are not seen. An error from fn stops the walk and is returned.
 	Outbox(after uint64, fn func(seq uint64, e Event) error) error
-	// Published removes the outbox entries seqs (once the events topic acknowledged
-	// them); unknown ones are ignored. Not durable at once: after a crash an entry may be
-	// offered again, so an event can be published twice, with identical bytes.
+	// Published marks the outbox entries seqs published (once the events topic
+	// acknowledged them): Outbox no longer offers them. Unknown ones are ignored. Not
+	// durable at once: after a crash or a restart an entry may be offered again (one
+	// published out of order, or just before the crash), so an event can be published
+	// twice, with identical bytes; one not published is always offered.
 	Published(seqs []uint64) error
 }
 

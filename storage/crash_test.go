@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,10 +49,20 @@ func TestCrashChild(t *testing.T) {
 					batch[j] = dispatch.Event{ID: id, Status: dispatch.StatusAccepted}
 				}
 				batch[9].Status = dispatch.StatusDelivered
-				if err := db.Append(batch); err != nil {
+				seqs, err := db.AppendSeqs(batch)
+				if err != nil {
 					os.Exit(4)
 				}
 				ack("terminal", id)
+				if i%2 == 1 { // every other batch published: the watermark has holes to skip
+					if err := db.Published(seqs); err != nil {
+						os.Exit(4)
+					}
+				} else {
+					for _, q := range seqs {
+						ack("unpublished", strconv.FormatUint(q, 10))
+					}
+				}
 				addr := fmt.Sprintf("+35840%d%06d", g, i)
 				if err := db.SetOptOut(dispatch.OptOut{Channel: "sms", Address: addr, OptedOut: true}); err != nil {
 					os.Exit(4)
@@ -68,7 +79,8 @@ func TestCrashChild(t *testing.T) {
 }
 
 // TestCrashKeepsAcknowledgedWrites guarantees that every write acknowledged before a
-// SIGKILL of the process (claims, terminal states, opt-outs, schedule) is there on reopen.
+// SIGKILL of the process (claims, terminal states, opt-outs, schedule) is there on reopen,
+// and that every event appended and not published is offered by the outbox again.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	if os.Getenv(crashDirEnv) != "" {
 		t.Skip("in the child")
@@ -106,6 +118,13 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	db := openDB(t, dir, storage.Options{})
 	defer db.Close()
+	offered := map[string]bool{}
+	if err := db.Outbox(0, func(seq uint64, e dispatch.Event) error {
+		offered[strconv.FormatUint(seq, 10)] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	missing, holds := 0, 0
 	for _, a := range acked {
 		var ok bool
@@ -121,6 +140,8 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		case "hold":
 			holds++
 			ok = true // counted below: holds are distinct ids
+		case "unpublished":
+			ok = offered[a[1]]
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -67,6 +67,7 @@ type DB struct {
 	filter   *filter // nil when Options.NoOptOutFilter
 
 	histSeq atomic.Uint64 // history and outbox sequence, seeded at open (seedSeq)
+	ob      outbox        // what is appended and not yet published (outbox.go)
 
 	claims claimBatcher // group commit of Claim (claim_batch.go)
 

@@ -13,7 +13,7 @@ const (
 	pOptOut     = 'o' // o tenant channel(1) address           -> ts(8) source
 	pClaim      = 'c' // c id                                  -> at(8) source
 	pTerminal   = 't' // t id                                  -> status
-	pHistory    = 'h' // h id seq(8)                           -> event JSON
+	pHistory    = 'h' // h id seq(8)                           -> nil (the event is x seq)
 	pReceiptID  = 'r' // r connection smscid                   -> part(2) requestID
 	pSubmission = 's' // s requestID                           -> submission JSON
 	pQueue      = 'q' // q offer(8) id                         -> nil
@@ -21,7 +21,8 @@ const (
 	pCampaign   = 'k' // k tenant campaign id                  -> nil
 	pUsage      = 'u' // u pool number kind(1) start(8)        -> count(8)
 	pSetting    = 'g' // g namespace key                       -> value
-	pOutbox     = 'x' // x seq(8)                              -> history key (h id seq)
+	pOutbox     = 'x' // x seq(8)                              -> event JSON
+	pOutboxMark = 'y' // y                                     -> seq(8): published up to here
 	pEarly      = 'e' // e connection smscid                   -> receipt JSON (not yet tracked)
 	pDue        = 'w' // w expiry(8) requestID                 -> nil (receipt timeout index)
 )

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -63,14 +65,31 @@ func (db *DB) History(id string) ([]dispatch.Event, error) {
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.Prefix = appendLP([]byte{pHistory}, id)
+		io.PrefetchValues = false
 		it := txn.NewIterator(io)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			if len(it.Item().Key()) != len(io.Prefix)+8 {
+			k := it.Item().Key()
+			if len(k) != len(io.Prefix)+8 {
 				continue
 			}
 			var e dispatch.Event
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+			decode := func(v []byte) error { return json.Unmarshal(v, &e) }
+			if it.Item().ValueSize() > 0 { // an earlier data dir kept the event here
+				if err := it.Item().Value(decode); err != nil {
+					return fmt.Errorf("%w: history of %q: %v", ErrCorrupt, id, err)
+				}
+				out = append(out, e)
+				continue
+			}
+			item, err := txn.Get(outboxKey(binary.BigEndian.Uint64(k[len(k)-8:])))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue // expired
+			}
+			if err != nil {
+				return err
+			}
+			if err := item.Value(decode); err != nil {
 				return fmt.Errorf("%w: history of %q: %v", ErrCorrupt, id, err)
 			}
 			out = append(out, e)

@@ -2,9 +2,13 @@ package storage
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -13,35 +17,197 @@ import (
 )
 
 // The transactional outbox of the events topic. AppendSeqs writes every event it adds
-// to the status history (h id seq) and an outbox entry (x seq -> the history key) in the
-// same transaction, so an event is durable in both or in neither. The events writer
-// publishes it and then calls Published, which deletes the entries in one write batch;
-// after a crash, Outbox offers what is left. Sequence numbers come from one counter,
-// seeded at open above both the clock and the last outbox entry, so they increase across
-// restarts. Normal operation never reads the outbox: the writer knows what it appended.
+// once, as the outbox entry x seq -> event JSON, with the history index h id seq -> nil
+// beside it, in one transaction: an event is durable in both or in neither. Both expire
+// with the history (Options.Retention). The events writer publishes an event and then
+// calls Published, which marks it published in memory and moves the published watermark
+// (the key y: every entry up to it is published) over the longest published prefix. The
+// watermark is one small write per call where the earlier design deleted every entry:
+// three Badger entries per event instead of four, and no tombstones for compaction.
+// After a crash, Outbox offers the entries above the watermark (Open finds them). The
+// sequence counter is seeded at open above both the clock and the last outbox entry, so
+// sequence numbers increase across restarts. Normal operation never reads the outbox: the
+// writer knows what it appended.
+//
+// Earlier data dirs held the JSON in h and the history key in x; both forms are read.
 
 func outboxKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(make([]byte, 0, 9), pOutbox), seq)
 }
 
-// seedSeq sets the sequence counter above the clock and above the last outbox entry.
+var outboxMarkKey = []byte{pOutboxMark}
+
+// outbox is the in-memory side of the outbox: what is appended and not yet published.
+type outbox struct {
+	appendMu sync.Mutex // serialises AppendSeqs: seqs are taken, committed and registered in order
+	pubMu    sync.Mutex // serialises Published: the watermark is written in increasing order
+	mu       sync.Mutex // guards pend
+	pend     pendingSeqs
+	mark     uint64 // the persisted watermark; written under pubMu, read under pubMu or at Open
+}
+
+// pendingSeqs holds the outbox entries not yet published, as ranges of consecutive
+// sequence numbers in increasing order (one per committed append, or per run found at
+// Open), each with a bitset of its published members.
+type pendingSeqs struct {
+	ranges []seqRange
+	head   int    // ranges[:head] are fully published
+	top    uint64 // highest seq registered
+}
+
+type seqRange struct {
+	first, last uint64
+	left        int      // members not yet published
+	done        []uint64 // bit i: first+i is published; nil once left is 0
+}
+
+func (p *pendingSeqs) add(first, last uint64) {
+	n := last - first + 1
+	p.ranges = append(p.ranges, seqRange{first: first, last: last, left: int(n), done: make([]uint64, (n+63)/64)})
+	p.top = max(p.top, last)
+}
+
+// find returns the range that holds seq, or nil.
+func (p *pendingSeqs) find(seq uint64) *seqRange {
+	rs := p.ranges[p.head:]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].last >= seq })
+	if i == len(rs) || rs[i].first > seq {
+		return nil
+	}
+	return &rs[i]
+}
+
+// publish marks seq published; unknown or already published seqs are ignored.
+func (p *pendingSeqs) publish(seq uint64) {
+	r := p.find(seq)
+	if r == nil || r.left == 0 {
+		return
+	}
+	i := seq - r.first
+	w, b := i/64, uint64(1)<<(i%64)
+	if r.done[w]&b != 0 {
+		return
+	}
+	r.done[w] |= b
+	if r.left--; r.left == 0 {
+		r.done = nil
+	}
+}
+
+// isPublished reports whether seq is registered and marked published.
+func (p *pendingSeqs) isPublished(seq uint64) bool {
+	r := p.find(seq)
+	if r == nil {
+		return false
+	}
+	if r.left == 0 {
+		return true
+	}
+	i := seq - r.first
+	return r.done[i/64]&(1<<(i%64)) != 0
+}
+
+// advance drops the published prefix of ranges and returns the watermark: every
+// registered seq up to it is published.
+func (p *pendingSeqs) advance() uint64 {
+	for p.head < len(p.ranges) && p.ranges[p.head].left == 0 {
+		p.head++
+	}
+	if p.head == len(p.ranges) {
+		p.ranges, p.head = p.ranges[:0], 0
+		return p.top
+	}
+	// The head range is partly published: up to its first member that is not.
+	h := &p.ranges[p.head]
+	w := h.first - 1
+	for i, word := range h.done {
+		if word != ^uint64(0) {
+			w = h.first + uint64(i*64+bits.TrailingZeros64(^word)) - 1
+			break
+		}
+	}
+	if p.head > 64 && p.head > len(p.ranges)/2 {
+		p.ranges = append(p.ranges[:0], p.ranges[p.head:]...)
+		p.head = 0
+	}
+	// A range stuck unpublished at the head (its events topic write failed) keeps the
+	// ones after it; drop those fully published so that memory stays bounded by what is
+	// really pending.
+	if len(p.ranges)-p.head > 4096 {
+		keep := p.ranges[:p.head+1]
+		for _, r := range p.ranges[p.head+1:] {
+			if r.left > 0 {
+				keep = append(keep, r)
+			}
+		}
+		clear(p.ranges[len(keep):])
+		p.ranges = keep
+	}
+	return w
+}
+
+// seedSeq sets the sequence counter above the clock and above the last outbox entry,
+// loads the watermark, and registers the outbox entries above it as pending.
 func (db *DB) seedSeq() error {
 	seed := uint64(time.Now().UnixNano())
 	err := db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(outboxMarkKey)
+		switch {
+		case err == nil:
+			if err := item.Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("%w: outbox watermark of %d bytes", ErrCorrupt, len(v))
+				}
+				db.ob.mark = binary.BigEndian.Uint64(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
 		io := badger.DefaultIteratorOptions
-		io.Reverse, io.PrefetchValues = true, false
+		io.PrefetchValues = false
 		io.Prefix = []byte{pOutbox}
 		it := txn.NewIterator(io)
 		defer it.Close()
-		it.Seek([]byte{pOutbox, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-		if it.Valid() {
-			if k := it.Item().Key(); len(k) == 9 {
+		var first, last uint64
+		for it.Seek(outboxKey(db.ob.mark + 1)); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 9 {
+				continue
+			}
+			seq := binary.BigEndian.Uint64(k[1:])
+			if seq <= db.ob.mark {
+				continue // mark+1 overflowed
+			}
+			if first != 0 && seq != last+1 {
+				db.ob.pend.add(first, last)
+				first = 0
+			}
+			if first == 0 {
+				first = seq
+			}
+			last = seq
+			seed = max(seed, seq+1)
+		}
+		if first != 0 {
+			db.ob.pend.add(first, last)
+		}
+		// The newest entry may lie below the watermark (everything published).
+		io.Reverse = true
+		rit := txn.NewIterator(io)
+		defer rit.Close()
+		rit.Seek([]byte{pOutbox, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		if rit.Valid() {
+			if k := rit.Item().Key(); len(k) == 9 {
 				seed = max(seed, binary.BigEndian.Uint64(k[1:])+1)
 			}
 		}
 		return nil
 	})
-	db.histSeq.Store(seed)
+	db.ob.pend.top = max(db.ob.pend.top, db.ob.mark)
+	db.histSeq.Store(max(seed, db.ob.mark+1))
 	return err
 }
 
@@ -50,7 +216,7 @@ func (db *DB) seedSeq() error {
 // transaction (a batch too big for one is split in order); durable when it returns. A
 // terminal event other than duplicate for an id that already has a terminal status
 // (stored, or earlier in the batch) is not added: its seq is 0. duplicate never marks an
-// id terminal. Records expire after Options.Retention.
+// id terminal. Records expire after Options.Retention. Calls are serialised.
 func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -78,7 +244,9 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	defer db.release()
 	start := time.Now()
 	seqs := make([]uint64, len(events))
+	db.ob.appendMu.Lock()
 	err := db.appendTxn(events, vals, seqs)
+	db.ob.appendMu.Unlock()
 	db.m.write("append", time.Since(start).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("storage: append events: %w", err)
@@ -86,6 +254,9 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	return seqs, nil
 }
 
+// appendTxn commits events in one transaction (halves when too big) and registers the
+// seqs it committed as pending. The caller holds appendMu, so the committed seqs of one
+// transaction are consecutive and above every one registered before.
 func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) error {
 	exp := db.expiry()
 	size := 0
@@ -137,10 +308,10 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) e
 			start = len(arena)
 			arena = binary.BigEndian.AppendUint64(append(arena, pOutbox), seq)
 			ok := arena[start:len(arena):len(arena)]
-			if err := set(hk, vals[i]); err != nil {
+			if err := set(ok, vals[i]); err != nil {
 				return err
 			}
-			if err := set(ok, hk); err != nil {
+			if err := set(hk, nil); err != nil {
 				return err
 			}
 			seqs[i] = seq
@@ -152,43 +323,79 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) e
 		if err = db.appendTxn(events[:h], vals[:h], seqs[:h]); err == nil {
 			err = db.appendTxn(events[h:], vals[h:], seqs[h:])
 		}
+		return err
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	var first, last uint64
+	for _, s := range seqs {
+		if s != 0 {
+			if first == 0 {
+				first = s
+			}
+			last = s
+		}
+	}
+	if first != 0 {
+		db.ob.mu.Lock()
+		db.ob.pend.add(first, last)
+		db.ob.mu.Unlock()
+	}
+	return nil
 }
 
-// Outbox calls fn for every outbox entry with a sequence number above after, in
-// sequence order, as of one snapshot; an error from fn stops it and is returned. Entries
-// whose history record expired are skipped.
+// Outbox calls fn for every outbox entry with a sequence number above after that is
+// not published, in sequence order, as of one snapshot; an error from fn stops it and
+// is returned. Entries that expired are skipped.
 func (db *DB) Outbox(after uint64, fn func(seq uint64, e dispatch.Event) error) error {
 	if err := db.acquire(); err != nil {
 		return err
 	}
 	defer db.release()
+	db.ob.pubMu.Lock()
+	from := max(after, db.ob.mark)
+	db.ob.pubMu.Unlock()
+	if from == ^uint64(0) {
+		return nil
+	}
 	return db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.Prefix = []byte{pOutbox}
 		io.PrefetchSize = 256
 		it := txn.NewIterator(io)
 		defer it.Close()
-		for it.Seek(outboxKey(after + 1)); it.Valid(); it.Next() {
+		for it.Seek(outboxKey(from + 1)); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) != 9 {
 				continue
 			}
 			seq := binary.BigEndian.Uint64(k[1:])
-			if seq <= after {
-				continue // after+1 overflowed
-			}
-			hk, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
+			db.ob.mu.Lock()
+			published := db.ob.pend.isPublished(seq)
+			db.ob.mu.Unlock()
+			if published {
+				continue
 			}
 			var e dispatch.Event
-			if ok, err := getJSON(txn, hk, &e, "outbox entry", strconv.FormatUint(seq, 10)); !ok {
-				if err != nil {
-					return err
+			var hk []byte
+			err := it.Item().Value(func(v []byte) error {
+				if len(v) > 0 && v[0] == pHistory {
+					hk = append(hk, v...) // an earlier data dir: x -> history key
+					return nil
 				}
-				continue
+				return json.Unmarshal(v, &e)
+			})
+			if err != nil {
+				return fmt.Errorf("%w: outbox entry %d: %v", ErrCorrupt, seq, err)
+			}
+			if hk != nil {
+				if ok, err := getJSON(txn, hk, &e, "outbox entry", strconv.FormatUint(seq, 10)); !ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 			}
 			if err := fn(seq, e); err != nil {
 				return err
@@ -198,8 +405,11 @@ func (db *DB) Outbox(after uint64, fn func(seq uint64, e dispatch.Event) error) 
 	})
 }
 
-// Published removes the outbox entries seqs in one write batch (no conflict checks, no
-// read). Not durable at once: an entry may come back after a crash.
+// Published marks the outbox entries seqs published (unknown ones are ignored) and
+// moves the watermark over the published prefix: one small write, not durable at once.
+// After a restart the entries above the watermark are offered again, so an event
+// published out of order, or just before a crash, can be published twice (identical
+// bytes).
 func (db *DB) Published(seqs []uint64) error {
 	if len(seqs) == 0 {
 		return nil
@@ -209,20 +419,26 @@ func (db *DB) Published(seqs []uint64) error {
 	}
 	defer db.release()
 	start := time.Now()
-	wb := db.bdb.NewWriteBatch()
-	defer wb.Cancel()
+	db.ob.pubMu.Lock()
+	defer db.ob.pubMu.Unlock()
+	db.ob.mu.Lock()
 	for _, s := range seqs {
-		if s == 0 {
-			continue
-		}
-		if err := wb.Delete(outboxKey(s)); err != nil {
-			return fmt.Errorf("storage: published: %w", err)
+		if s != 0 {
+			db.ob.pend.publish(s)
 		}
 	}
-	err := wb.Flush()
+	w := db.ob.pend.advance()
+	db.ob.mu.Unlock()
+	if w <= db.ob.mark {
+		return nil
+	}
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		return txn.Set(outboxMarkKey, binary.BigEndian.AppendUint64(make([]byte, 0, 8), w))
+	})
 	db.m.write("published", time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("storage: published: %w", err)
 	}
+	db.ob.mark = w
 	return nil
 }
