@@ -70,25 +70,25 @@ func decodeEventFast(value []byte) (ev Event, ok bool) {
 func (d *eventDecoder) field(ev *Event, key []byte) bool {
 	switch string(key) {
 	case "id":
-		return d.strField(&ev.ID)
+		return d.strField(&ev.ID, false)
 	case "tenant":
-		return d.strField(&ev.Tenant)
+		return d.strField(&ev.Tenant, true)
 	case "campaign":
-		return d.strField(&ev.Campaign)
+		return d.strField(&ev.Campaign, true)
 	case "channel":
-		return d.strField(&ev.Channel)
+		return d.strField(&ev.Channel, true)
 	case "to":
-		return d.strField(&ev.To)
+		return d.strField(&ev.To, false)
 	case "from":
-		return d.strField(&ev.From)
+		return d.strField(&ev.From, true)
 	case "status":
-		return d.strField(&ev.Status)
+		return d.strField(&ev.Status, true)
 	case "reason":
-		return d.strField(&ev.Reason)
+		return d.strField(&ev.Reason, true)
 	case "encoding":
-		return d.strField(&ev.Encoding)
+		return d.strField(&ev.Encoding, true)
 	case "connection":
-		return d.strField(&ev.Connection)
+		return d.strField(&ev.Connection, true)
 	case "segments":
 		n, ok := d.intField(strconv.IntSize)
 		if ok && n != nil {
@@ -116,8 +116,9 @@ func (d *eventDecoder) field(ev *Event, key []byte) bool {
 	return d.skip(0)
 }
 
-// strField decodes a string (null leaves dst as it is, as encoding/json does).
-func (d *eventDecoder) strField(dst *string) bool {
+// strField decodes a string (null leaves dst as it is, as encoding/json does); with
+// common, the words every event repeats are not allocated again.
+func (d *eventDecoder) strField(dst *string, common bool) bool {
 	if d.eatNull() {
 		return true
 	}
@@ -125,10 +126,54 @@ func (d *eventDecoder) strField(dst *string) bool {
 		return false
 	}
 	s, ok := d.str()
-	if ok {
+	if ok && common {
+		*dst = intern(s)
+	} else if ok {
 		*dst = string(s)
 	}
 	return ok
+}
+
+// intern returns string(s) without allocating for the words most events carry: statuses,
+// channels, encodings (ucs2 is KindUCS2), the bench's own tenant, campaign and meta.
+func intern(s []byte) string {
+	switch string(s) { // compiled to comparisons, no conversion
+	case "submitted":
+		return "submitted"
+	case "accepted":
+		return "accepted"
+	case "delivered":
+		return "delivered"
+	case "undelivered":
+		return "undelivered"
+	case "failed":
+		return "failed"
+	case "completed":
+		return "completed"
+	case "rejected":
+		return "rejected"
+	case "sms":
+		return "sms"
+	case "voice":
+		return "voice"
+	case "gsm7":
+		return "gsm7"
+	case "default":
+		return "default"
+	case "bench":
+		return "bench"
+	case MetaKind:
+		return MetaKind
+	case MetaT0:
+		return MetaT0
+	case KindGSM:
+		return KindGSM
+	case KindGSMMulti:
+		return KindGSMMulti
+	case KindUCS2:
+		return KindUCS2
+	}
+	return string(s)
 }
 
 // intField decodes an integer of bits bits; nil for null. A number with a fraction or
@@ -186,7 +231,7 @@ func (d *eventDecoder) metaField(ev *Event) bool {
 		if !ok {
 			return false
 		}
-		key := string(k)
+		key := intern(k)
 		d.ws()
 		if !d.eat(':') {
 			return false
@@ -199,7 +244,7 @@ func (d *eventDecoder) metaField(ev *Event) bool {
 		if !ok {
 			return false
 		}
-		ev.Meta[key] = string(v)
+		ev.Meta[key] = intern(v)
 		d.ws()
 		if d.eat(',') {
 			d.ws()
@@ -214,11 +259,12 @@ func (d *eventDecoder) metaField(ev *Event) bool {
 // aliases d.b or d.buf, valid until the next call.
 func (d *eventDecoder) str() ([]byte, bool) {
 	start := d.i
+	var high byte // OR of the bytes: ≥ 0x80 when UTF-8 must be checked
 	for i := start; i < len(d.b); i++ {
 		switch c := d.b[i]; {
 		case c == '"':
 			s := d.b[start:i]
-			if !utf8.Valid(s) {
+			if high >= utf8.RuneSelf && !utf8.Valid(s) {
 				return d.strSlow(start)
 			}
 			d.i = i + 1
@@ -227,6 +273,8 @@ func (d *eventDecoder) str() ([]byte, bool) {
 			return d.strSlow(start)
 		case c < 0x20:
 			return nil, false
+		default:
+			high |= c
 		}
 	}
 	return nil, false
