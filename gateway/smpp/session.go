@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -363,6 +364,7 @@ func (s *session) writer() {
 		case <-s.dead:
 			return
 		}
+		yielded := false
 		for {
 			if b == nil { // after unbind_resp: flush and close
 				_ = bw.Flush()
@@ -378,6 +380,19 @@ func (s *session) writer() {
 			case b = <-s.out:
 				continue
 			default:
+			}
+			if !yielded && len(s.window) < cap(s.window) {
+				// The window has room, so the pump may have more to queue: let it run
+				// before paying a write syscall. Under load this turns one flush per
+				// PDU into one per burst; with the window full (or window 1) nothing
+				// more can come until a response, so flush at once.
+				yielded = true
+				runtime.Gosched()
+				select {
+				case b = <-s.out:
+					continue
+				default:
+				}
 			}
 			break
 		}
