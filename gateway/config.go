@@ -191,16 +191,23 @@ func LoadConfig(path string, environ []string, sets []string) (Config, error) {
 		return cfg, err
 	}
 	for _, s := range sets {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok {
-			return cfg, &ConfigError{Key: s, Err: errors.New("--set needs key=value")}
-		}
-		if err := setPath(reflect.ValueOf(&cfg).Elem(), strings.Split(k, "."), k, v); err != nil {
+		if err := cfg.Set(s); err != nil {
 			return cfg, err
 		}
 	}
 	applyListDefaults(&cfg)
 	return cfg, cfg.Validate()
+}
+
+// Set applies one "key.path=value" assignment (yaml names, list indexes, map keys), as
+// the --set flag does. Unknown keys and wrong types are errors naming the key; the value
+// is not validated (Validate does that).
+func (c *Config) Set(assignment string) error {
+	k, v, ok := strings.Cut(assignment, "=")
+	if !ok {
+		return &ConfigError{Key: assignment, Err: errors.New("--set needs key=value")}
+	}
+	return setPath(reflect.ValueOf(c).Elem(), strings.Split(k, "."), k, v)
 }
 
 // decodeListsOverDefaults decodes each smpp and sip entry again, starting from its

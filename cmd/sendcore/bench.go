@@ -53,6 +53,7 @@ type benchFlags struct {
 	cpuProfile   string
 	memProfile   string
 	mutexProfile string
+	sets         multiFlag
 }
 
 // register defines the flags; a sweep defines binds, window and smsc latency as lists
@@ -66,6 +67,7 @@ func (f *benchFlags) register(fs *flag.FlagSet, sweep bool) {
 	fs.Float64Var(&f.voice, "voice", 0, "share of voice calls (from a rotation pool; answered, 50 ms long)")
 	fs.IntVar(&f.recipients, "recipients", 10000, "distinct recipient numbers")
 	fs.IntVar(&f.optouts, "optouts", 0, "opt-outs preloaded into the data dir before start (numbers disjoint from the recipients)")
+	fs.Var(&f.sets, "set", "override one gateway config key for the run, e.g. --set storage.memtable_bytes=16777216 (repeatable)")
 	f.binds, f.window = 1, 10
 	if !sweep {
 		fs.IntVar(&f.binds, "binds", 1, "SMPP sessions (smpp.binds)")
@@ -170,6 +172,12 @@ func (f benchFlags) validate() error {
 	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %q is not debug, info, warn or error", f.logLevel)
 	}
+	cfg := gateway.DefaultConfig()
+	for _, s := range f.sets {
+		if err := cfg.Set(s); err != nil {
+			return fmt.Errorf("--set: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -239,7 +247,12 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 			Receipts: f.receipts, ReceiptDelay: f.receiptDelay, DisableRecording: true},
 		DefaultCall: uastest.Behavior{HangupAfter: 50 * time.Millisecond},
 		Binds:       f.binds, Window: f.window, Pools: []rotation.PoolConfig{benchPool()}, Log: log,
-		Tune: func(cfg *gateway.Config) { cfg.Log.Level = f.logLevel },
+		Tune: func(cfg *gateway.Config) {
+			cfg.Log.Level = f.logLevel
+			for _, s := range f.sets {
+				_ = cfg.Set(s) // checked in validate
+			}
+		},
 	}
 	if f.optouts > 0 {
 		ho.Prepare = preloadOptOuts(f.optouts)
