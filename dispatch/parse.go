@@ -69,12 +69,15 @@ func parseRequest(value []byte, maxBytes int, smartDefault bool, count countFunc
 		p.bad = fail(ReasonInvalidJSON, "value: not valid UTF-8")
 		return p
 	}
-	if d := jsonDepth(value); d > maxJSONDepth {
-		p.bad = fail(ReasonInvalidJSON, "value: nesting depth %d exceeds %d", d, maxJSONDepth)
-		return p
-	}
 	var err error
 	if !decodeRequestFast(value, &p.req) {
+		// The fast path takes nothing nested deeper than meta; what it refuses is
+		// bounded before encoding/json recurses into it.
+		if d := jsonDepth(value); d > maxJSONDepth {
+			p.req = Request{}
+			p.bad = fail(ReasonInvalidJSON, "value: nesting depth %d exceeds %d", d, maxJSONDepth)
+			return p
+		}
 		p.req = Request{}
 		err = json.Unmarshal(value, &p.req)
 	}
