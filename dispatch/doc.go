@@ -14,9 +14,10 @@
 package dispatch
 
 // Stages of a request record (Pipeline): parse and validate (size and nesting bounded
-// before JSON; failures → DLQ, and `rejected` when the id could be read) → Ledger.Claim
-// (same source: a redelivery, resumed without repeating events; other source:
-// `duplicate`) → `accepted` → expiry (`expired`) → opt-out (`suppressed`) → schedule
+// before JSON; failures → DLQ, and `rejected` when the id could be read) →
+// Ledger.ClaimAccepted (a new claim and its `accepted` event in one durable write; same
+// source: a redelivery, resumed without repeating events; other source: `duplicate`) →
+// expiry (`expired`) → opt-out (`suppressed`) → schedule
 // (not_before, quiet hours: Schedule.Hold + `scheduled` with reason not_before,
 // quiet_hours, rate_limited, pool_exhausted or no_connection) → route (longest prefix,
 // config order, "*" last; not-ready connections skipped; none → `no_route`) → sender
@@ -28,10 +29,12 @@ package dispatch
 // Crash safety (SIGKILL at any point: every request ends in exactly one terminal event):
 //   - Transactional outbox: the emitter appends each batch of events to the ledger with
 //     Ledger.AppendSeqs, which writes the history and an outbox entry per event in one
-//     Badger transaction; the events topic is written afterwards (asynchronously, several
-//     batches in flight) and the outbox entries are removed once acknowledged. On start
-//     the emitter re-publishes what the outbox still holds, byte for byte as first
-//     emitted (same ts): consumers drop exact repeats.
+//     Badger transaction (`accepted` is written by ClaimAccepted with the claim, and
+//     only queued for the topic); the events topic is written afterwards
+//     (asynchronously, several batches in flight) and the outbox entries are marked
+//     published once acknowledged. On start the emitter re-publishes what the outbox
+//     still holds, byte for byte as first emitted (same ts): consumers drop exact
+//     repeats. Workers start after that walk, so it sees only earlier runs' events.
 //   - A record is acknowledged to the Source once its hand-off event is durable in the
 //     ledger (the outbox then guarantees publication), and, for submitted, the
 //     submission is tracked; the topic write is not on the acknowledgement path.

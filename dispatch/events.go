@@ -25,16 +25,18 @@ type emitter struct {
 	m        *metrics
 	batchMax int
 
-	mu     sync.RWMutex
-	closed bool
-	in     chan pending
-	out    chan batch
-	dead   chan struct{} // closed when run has returned
+	mu        sync.RWMutex
+	closed    bool
+	in        chan pending
+	out       chan batch
+	dead      chan struct{} // closed when run has returned
+	recovered chan struct{} // closed when the outbox of an earlier run has been handed on
 }
 
 type pending struct {
 	ev   Event
 	then func() // after ev is durable in the ledger; nil for none
+	seq  uint64 // ev's outbox seq when it is durable already (ClaimAccepted); 0: to append
 }
 
 type batch struct {
@@ -54,9 +56,10 @@ const outBatches = 256
 func newEmitter(ledger Ledger, sink EventSink, batchMax int, log *slog.Logger, m *metrics) *emitter {
 	return &emitter{
 		ledger: ledger, sink: sink, log: log, m: m, batchMax: batchMax,
-		in:   make(chan pending, 4*batchMax),
-		out:  make(chan batch, outBatches),
-		dead: make(chan struct{}),
+		in:        make(chan pending, 4*batchMax),
+		out:       make(chan batch, outBatches),
+		dead:      make(chan struct{}),
+		recovered: make(chan struct{}),
 	}
 }
 
@@ -72,6 +75,20 @@ func (e *emitter) emit(ev Event, then func()) bool {
 		return false
 	}
 	e.in <- pending{ev: ev, then: then}
+	return true
+}
+
+// emitDurable queues ev, which is durable in the ledger already with outbox seq (written
+// by Ledger.ClaimAccepted), for the events topic, in emission order with the others. It
+// returns false once the emitter is closed (the outbox still has ev).
+func (e *emitter) emitDurable(ev Event, seq uint64) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		e.m.eventsDropped.Inc()
+		return false
+	}
+	e.in <- pending{ev: ev, seq: seq}
 	return true
 }
 
@@ -153,14 +170,18 @@ func (e *emitter) recover(ctx context.Context) {
 func (e *emitter) ledgerStage(ctx context.Context) {
 	defer close(e.out)
 	e.recover(ctx)
+	close(e.recovered)
+	var toAppend []Event
+	var at []int
 	for {
 		first, ok := <-e.in
 		if !ok {
 			return
 		}
-		b := batch{events: make([]Event, 0, 64)}
+		b := batch{events: make([]Event, 0, 64), seqs: make([]uint64, 0, 64)}
 		add := func(p pending) {
 			b.events = append(b.events, p.ev)
+			b.seqs = append(b.seqs, p.seq)
 			if p.then != nil {
 				b.thens = append(b.thens, p.then)
 			}
@@ -178,12 +199,26 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 				break fill
 			}
 		}
-		start := time.Now()
-		if !retry(ctx, e.log, "ledger append", func() (err error) { b.seqs, err = e.ledger.AppendSeqs(b.events); return err }, e.m.ledgerRetries.Inc) {
-			e.m.eventWriteFailures.Add(float64(len(b.events)))
-			continue
+		// Append what is not durable yet (events of ClaimAccepted are), in order.
+		toAppend, at = toAppend[:0], at[:0]
+		for i := range b.events {
+			if b.seqs[i] == 0 {
+				toAppend, at = append(toAppend, b.events[i]), append(at, i)
+			}
 		}
-		e.m.observeStage("ledger_append", time.Since(start).Seconds())
+		if len(toAppend) > 0 {
+			start := time.Now()
+			var seqs []uint64
+			if !retry(ctx, e.log, "ledger append", func() (err error) { seqs, err = e.ledger.AppendSeqs(toAppend); return err }, e.m.ledgerRetries.Inc) {
+				e.m.eventWriteFailures.Add(float64(len(toAppend)))
+				continue
+			}
+			e.m.observeStage("ledger_append", time.Since(start).Seconds())
+			for k, i := range at {
+				b.seqs[i] = seqs[k]
+			}
+			clear(toAppend) // drop references to the events' maps
+		}
 		for _, f := range b.thens {
 			f()
 		}

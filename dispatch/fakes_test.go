@@ -74,6 +74,21 @@ func (s *memStore) Claim(id, source string, at time.Time) (Claim, bool, error) {
 	return Claim{}, false, nil
 }
 
+func (s *memStore) ClaimAccepted(id, source string, at time.Time, accepted Event) (Claim, bool, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.claims[id]; ok {
+		c.Terminal = s.terminal[id]
+		return c, true, 0, nil
+	}
+	s.claims[id] = Claim{Source: source, At: at}
+	s.seq++
+	s.outbox[s.seq] = accepted
+	s.history[id] = append(s.history[id], accepted)
+	s.appended.Add(1)
+	return Claim{}, false, s.seq, nil
+}
+
 func (s *memStore) Append(evs []Event) error {
 	_, err := s.AppendSeqs(evs)
 	return err

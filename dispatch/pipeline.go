@@ -190,6 +190,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- p.o.Source.Run(runCtx, p.deliverer(runCtx), drained) }()
 
+	// Workers write accepted events to the outbox themselves (ClaimAccepted): they start
+	// once the emitter has walked what an earlier run left there, so that the walk sees
+	// only events of earlier runs.
+	select {
+	case <-p.em.recovered:
+	case <-p.em.dead:
+	case <-runCtx.Done():
+	}
 	var wg sync.WaitGroup
 	for _, q := range p.queues {
 		wg.Go(func() { p.work(runCtx, q) })
@@ -381,7 +389,22 @@ func (p *Pipeline) process(j *job) {
 		return
 	}
 	t0 := p.now()
-	prev, existed, err := p.o.Ledger.Claim(j.p.req.ID, j.rec.Source, t0)
+	var (
+		prev     Claim
+		existed  bool
+		err      error
+		accepted Event
+		seq      uint64
+	)
+	if j.p.bad == nil {
+		// A new claim and its accepted event in one durable write: a crash after it
+		// resumes without a second accepted, and nothing waits on a second commit.
+		accepted = j.event(StatusAccepted)
+		accepted.TS = t0.UTC()
+		prev, existed, seq, err = p.o.Ledger.ClaimAccepted(j.p.req.ID, j.rec.Source, t0, accepted)
+	} else {
+		prev, existed, err = p.o.Ledger.Claim(j.p.req.ID, j.rec.Source, t0)
+	}
 	p.m.observeStage("claim", p.now().Sub(t0).Seconds())
 	if err != nil {
 		p.m.storeErrors.WithLabelValues("claim").Inc()
@@ -428,11 +451,18 @@ func (p *Pipeline) process(j *job) {
 		p.emitFinal(j, ev, string(StatusRejected))
 		return
 	}
-	if !j.resumed {
-		// Wait until `accepted` is durable: this bounds the emitter's queue by the
-		// workers, so that a `submitted` event is durable soon after its submit_sm_resp
-		// (what is sent but not yet durable is sent again after a crash), and a crash
-		// after this point resumes without a second `accepted`.
+	switch {
+	case !existed:
+		// accepted is durable with the claim; it goes to the events topic in order,
+		// before anything this request emits later.
+		if !p.em.emitDurable(accepted, seq) {
+			p.abandon(j, "event stream closed", nil)
+			return
+		}
+	case !j.resumed:
+		// Claimed earlier without accepted (a data dir of an earlier version): wait
+		// until accepted is durable, so that a crash after this point resumes without
+		// a second one.
 		ev := j.event(StatusAccepted)
 		ev.TS = p.now().UTC()
 		if !p.em.emitWait(ev) {

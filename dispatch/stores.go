@@ -44,6 +44,11 @@ type Ledger interface {
 	// returns the earlier claim and true when one exists (the caller tells a redelivery,
 	// same source, from a duplicate, another source). Durable when it returns.
 	Claim(id, source string, at time.Time) (prev Claim, existed bool, err error)
+	// ClaimAccepted is Claim that, when it makes a new claim, also adds accepted (an
+	// event of id, status accepted) to the history and the outbox in the same atomic
+	// write, as AppendSeqs would, and returns its outbox sequence number. When the claim
+	// exists, nothing is written and seq is 0. Durable when it returns.
+	ClaimAccepted(id, source string, at time.Time, accepted Event) (prev Claim, existed bool, seq uint64, err error)
 	// Append is AppendSeqs without the sequence numbers.
 	Append(events []Event) error
 	// AppendSeqs adds events to the status histories of their ids, in order, marks an id

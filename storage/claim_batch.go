@@ -41,6 +41,8 @@ type claimBatcher struct {
 type claimReq struct {
 	id, source string
 	at         time.Time
+	accepted   []byte // the accepted event's JSON, written with a new claim; nil: none
+	seq        uint64 // accepted's outbox seq when written
 	prev       dispatch.Claim
 	existed    bool
 	err        error
@@ -97,12 +99,12 @@ func popFront(q []*claimReq, n int) []*claimReq {
 	return q[:rest]
 }
 
-func (b *claimBatcher) get(id, source string, at time.Time) *claimReq {
+func (b *claimBatcher) get(id, source string, at time.Time, accepted []byte) *claimReq {
 	r, _ := b.pool.Get().(*claimReq)
 	if r == nil {
 		r = &claimReq{wake: make(chan bool, 1)}
 	}
-	r.id, r.source, r.at = id, source, at
+	r.id, r.source, r.at, r.accepted = id, source, at, accepted
 	return r
 }
 
@@ -114,18 +116,54 @@ func (b *claimBatcher) put(r *claimReq) {
 // commitClaims claims every request of batch, in order, in one transaction, and sets
 // each one's result. A later request for an id claimed earlier in the same batch sees
 // that claim (the transaction reads its own writes), so the first claim wins as it does
-// across batches. A batch too big for one transaction is committed in halves.
+// across batches. A new claim that carries an accepted event writes it too, with a seq
+// reserved before the transaction. A batch too big for one transaction is committed in
+// halves.
 func (db *DB) commitClaims(batch []*claimReq) {
 	exp := db.expiry()
+	var with []*claimReq
+	for _, r := range batch {
+		if r.accepted != nil {
+			with = append(with, r)
+		}
+	}
+	var first uint64
+	if len(with) > 0 {
+		first = db.reserveSeqs(len(with))
+		for i, r := range with {
+			r.seq = first + uint64(i)
+		}
+	}
 	err := db.update(func(txn *badger.Txn) error {
+		var arena []byte
+		var ents []badger.Entry
+		if len(with) > 0 {
+			arena = make([]byte, 0, len(with)*40)
+			ents = make([]badger.Entry, 0, 2*len(with))
+		}
 		for _, r := range batch {
 			r.prev, r.existed, r.err = dispatch.Claim{}, false, nil
 			if err := claimIn(txn, r, exp); err != nil {
 				return err
 			}
+			if r.accepted != nil && !r.existed {
+				var err error
+				if arena, ents, err = setEvent(txn, arena, ents, r.id, r.seq, r.accepted, exp); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
+	if len(with) > 0 {
+		// Release what was not written: the seqs of claims that existed, or all of them.
+		db.releaseSeqs(first, len(with), func(i int) bool { return err == nil && !with[i].existed })
+		for _, r := range with {
+			if err != nil || r.existed {
+				r.seq = 0
+			}
+		}
+	}
 	if errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1 {
 		h := len(batch) / 2
 		db.commitClaims(batch[:h])

@@ -27,23 +27,42 @@ func checkID(field, id string) error {
 // returns the earlier claim (with its terminal status, if reached) and true. Claims expire
 // after Options.Retention. Durable when it returns.
 func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, error) {
+	prev, existed, _, err := db.claim(id, source, at, nil)
+	return prev, existed, err
+}
+
+// ClaimAccepted is Claim that, when it makes a new claim, also adds accepted (an event of
+// id) to the history and the outbox in the same transaction, and returns its outbox
+// seq; when the claim exists nothing is written and seq is 0.
+func (db *DB) ClaimAccepted(id, source string, at time.Time, accepted dispatch.Event) (dispatch.Claim, bool, uint64, error) {
+	if accepted.ID != id {
+		return dispatch.Claim{}, false, 0, fmt.Errorf("%w: accepted.id: %q is not the claimed id %q", ErrInvalid, accepted.ID, id)
+	}
+	val, err := dispatch.AppendEventJSON(nil, &accepted)
+	if err != nil {
+		return dispatch.Claim{}, false, 0, fmt.Errorf("%w: event %q: %v", ErrInvalid, id, err)
+	}
+	return db.claim(id, source, at, val)
+}
+
+func (db *DB) claim(id, source string, at time.Time, accepted []byte) (dispatch.Claim, bool, uint64, error) {
 	if err := checkID("id", id); err != nil {
-		return dispatch.Claim{}, false, err
+		return dispatch.Claim{}, false, 0, err
 	}
 	if err := db.acquire(); err != nil {
-		return dispatch.Claim{}, false, err
+		return dispatch.Claim{}, false, 0, err
 	}
 	defer db.release()
 	start := time.Now()
-	r := db.claims.get(id, source, at)
+	r := db.claims.get(id, source, at, accepted)
 	db.claims.claim(db, r)
-	prev, existed, err := r.prev, r.existed, r.err
+	prev, existed, seq, err := r.prev, r.existed, r.seq, r.err
 	db.claims.put(r)
 	db.m.write("claim", time.Since(start).Seconds())
 	if err != nil {
-		return dispatch.Claim{}, false, fmt.Errorf("storage: claim %q: %w", id, err)
+		return dispatch.Claim{}, false, 0, fmt.Errorf("storage: claim %q: %w", id, err)
 	}
-	return prev, existed, nil
+	return prev, existed, seq, nil
 }
 
 // Append adds events to the status histories of their ids, in order, marks an id

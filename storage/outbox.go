@@ -39,11 +39,34 @@ var outboxMarkKey = []byte{pOutboxMark}
 
 // outbox is the in-memory side of the outbox: what is appended and not yet published.
 type outbox struct {
-	appendMu sync.Mutex // serialises AppendSeqs: seqs are taken, committed and registered in order
-	pubMu    sync.Mutex // serialises Published: the watermark is written in increasing order
-	mu       sync.Mutex // guards pend
-	pend     pendingSeqs
-	mark     uint64 // the persisted watermark; written under pubMu, read under pubMu or at Open
+	pubMu sync.Mutex // serialises Published: the watermark is written in increasing order
+	mu    sync.Mutex // guards pend and the taking of seqs, so ranges register in seq order
+	pend  pendingSeqs
+	mark  uint64 // the persisted watermark; written under pubMu, read under pubMu or at Open
+}
+
+// reserveSeqs takes n consecutive sequence numbers and registers them pending before
+// anything is written with them, so the watermark cannot pass a write in progress,
+// however many commit at once. What is then not written (a skipped event, a claim that
+// existed, a failed commit) is released.
+func (db *DB) reserveSeqs(n int) uint64 {
+	db.ob.mu.Lock()
+	defer db.ob.mu.Unlock()
+	last := db.histSeq.Add(uint64(n))
+	first := last - uint64(n) + 1
+	db.ob.pend.add(first, last)
+	return first
+}
+
+// releaseSeqs marks reserved seqs that were not written as done, for the watermark.
+func (db *DB) releaseSeqs(first uint64, n int, skip func(i int) bool) {
+	db.ob.mu.Lock()
+	defer db.ob.mu.Unlock()
+	for i := range n {
+		if skip == nil || !skip(i) {
+			db.ob.pend.publish(first + uint64(i))
+		}
+	}
 }
 
 // pendingSeqs holds the outbox entries not yet published, as ranges of consecutive
@@ -216,7 +239,7 @@ func (db *DB) seedSeq() error {
 // transaction (a batch too big for one is split in order); durable when it returns. A
 // terminal event other than duplicate for an id that already has a terminal status
 // (stored, or earlier in the batch) is not added: its seq is 0. duplicate never marks an
-// id terminal. Records expire after Options.Retention. Calls are serialised.
+// id terminal. Records expire after Options.Retention.
 func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -244,9 +267,11 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	defer db.release()
 	start := time.Now()
 	seqs := make([]uint64, len(events))
-	db.ob.appendMu.Lock()
-	err := db.appendTxn(events, vals, seqs)
-	db.ob.appendMu.Unlock()
+	first := db.reserveSeqs(len(events))
+	err := db.appendTxn(events, vals, seqs, first)
+	// What was not written: skipped events, and a failed transaction's (appendTxn
+	// clears their seqs; a half committed before keeps its own).
+	db.releaseSeqs(first, len(events), func(i int) bool { return seqs[i] != 0 })
 	db.m.write("append", time.Since(start).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("storage: append events: %w", err)
@@ -254,10 +279,9 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	return seqs, nil
 }
 
-// appendTxn commits events in one transaction (halves when too big) and registers the
-// seqs it committed as pending. The caller holds appendMu, so the committed seqs of one
-// transaction are consecutive and above every one registered before.
-func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) error {
+// appendTxn commits events in one transaction (halves when too big); events[i] gets seq
+// first+i unless it is not added.
+func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64, first uint64) error {
 	exp := db.expiry()
 	size := 0
 	for i := range events {
@@ -269,10 +293,6 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) e
 		// them until the commit.
 		arena := make([]byte, 0, size)
 		ents := make([]badger.Entry, 0, 2*len(events))
-		set := func(k, v []byte) error {
-			ents = append(ents, badger.Entry{Key: k, Value: v, ExpiresAt: exp})
-			return txn.SetEntry(&ents[len(ents)-1])
-		}
 		var terminal map[string]bool
 		for i := range events {
 			e := &events[i]
@@ -301,17 +321,9 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) e
 					return err
 				}
 			}
-			seq := db.histSeq.Add(1)
-			start := len(arena)
-			arena = binary.BigEndian.AppendUint64(appendLP(append(arena, pHistory), e.ID), seq)
-			hk := arena[start:len(arena):len(arena)]
-			start = len(arena)
-			arena = binary.BigEndian.AppendUint64(append(arena, pOutbox), seq)
-			ok := arena[start:len(arena):len(arena)]
-			if err := set(ok, vals[i]); err != nil {
-				return err
-			}
-			if err := set(hk, nil); err != nil {
+			seq := first + uint64(i)
+			var err error
+			if arena, ents, err = setEvent(txn, arena, ents, e.ID, seq, vals[i], exp); err != nil {
 				return err
 			}
 			seqs[i] = seq
@@ -319,30 +331,34 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64) e
 		return nil
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) && len(events) > 1 {
+		clear(seqs)
 		h := len(events) / 2
-		if err = db.appendTxn(events[:h], vals[:h], seqs[:h]); err == nil {
-			err = db.appendTxn(events[h:], vals[h:], seqs[h:])
+		if err = db.appendTxn(events[:h], vals[:h], seqs[:h], first); err == nil {
+			err = db.appendTxn(events[h:], vals[h:], seqs[h:], first+uint64(h))
 		}
 		return err
 	}
 	if err != nil {
-		return err
+		clear(seqs)
 	}
-	var first, last uint64
-	for _, s := range seqs {
-		if s != 0 {
-			if first == 0 {
-				first = s
-			}
-			last = s
-		}
+	return err
+}
+
+// setEvent sets the outbox entry x seq -> val and the history index h id seq in txn,
+// with their keys in arena and their entries in ents (Badger keeps both until the
+// commit).
+func setEvent(txn *badger.Txn, arena []byte, ents []badger.Entry, id string, seq uint64, val []byte, exp uint64) ([]byte, []badger.Entry, error) {
+	start := len(arena)
+	arena = binary.BigEndian.AppendUint64(append(arena, pOutbox), seq)
+	ok := arena[start:len(arena):len(arena)]
+	start = len(arena)
+	arena = binary.BigEndian.AppendUint64(appendLP(append(arena, pHistory), id), seq)
+	hk := arena[start:len(arena):len(arena)]
+	ents = append(ents, badger.Entry{Key: ok, Value: val, ExpiresAt: exp}, badger.Entry{Key: hk, ExpiresAt: exp})
+	if err := txn.SetEntry(&ents[len(ents)-2]); err != nil {
+		return arena, ents, err
 	}
-	if first != 0 {
-		db.ob.mu.Lock()
-		db.ob.pend.add(first, last)
-		db.ob.mu.Unlock()
-	}
-	return nil
+	return arena, ents, txn.SetEntry(&ents[len(ents)-1])
 }
 
 // Outbox calls fn for every outbox entry with a sequence number above after that is

@@ -181,6 +181,87 @@ func testLedger(t *testing.T, open Opener) {
 			t.Fatalf("second Claim = %+v, %v; want the first claim", prev, existed)
 		}
 	})
+	t.Run("ClaimAcceptedWritesAcceptedOnlyWithANewClaim", func(t *testing.T) {
+		e := newEnv(t, open)
+		acc := ev("ca1", dispatch.StatusAccepted, 1)
+		_, existed, seq, err := e.s.ClaimAccepted("ca1", "src-a", at, acc)
+		must(t, err)
+		if existed || seq == 0 {
+			t.Fatalf("first ClaimAccepted: existed %v seq %d; want a new claim with a seq", existed, seq)
+		}
+		prev, existed, seq2, err := e.s.ClaimAccepted("ca1", "src-b", at.Add(time.Second), ev("ca1", dispatch.StatusAccepted, 2))
+		must(t, err)
+		if !existed || seq2 != 0 || prev.Source != "src-a" {
+			t.Fatalf("second ClaimAccepted = %+v, existed %v, seq %d; want the first claim and nothing written", prev, existed, seq2)
+		}
+		later, err := e.s.AppendSeqs([]dispatch.Event{ev("ca1", dispatch.StatusSubmitted, 3)})
+		must(t, err)
+		if later[0] <= seq {
+			t.Fatalf("seq after ClaimAccepted %d, want above %d", later[0], seq)
+		}
+		if _, _, _, err := e.s.ClaimAccepted("ca2", "src", at, ev("other", dispatch.StatusAccepted, 1)); err == nil {
+			t.Fatal("ClaimAccepted with an event of another id: no error")
+		}
+		e.restart()
+		h, err := e.s.History("ca1")
+		must(t, err)
+		if len(h) != 2 || h[0].Status != dispatch.StatusAccepted || h[0].Meta["n"] != "1" || h[1].Status != dispatch.StatusSubmitted {
+			t.Fatalf("History = %+v; want the first accepted, then submitted", h)
+		}
+		var offered []uint64
+		must(t, e.s.Outbox(0, func(q uint64, _ dispatch.Event) error { offered = append(offered, q); return nil }))
+		if !slices.Equal(offered, []uint64{seq, later[0]}) {
+			t.Fatalf("Outbox = %v, want %v", offered, []uint64{seq, later[0]})
+		}
+		must(t, e.s.Published(offered))
+		if _, ok, err := e.s.Claim("ca2", "src", at); err != nil || ok {
+			t.Fatalf("the refused ClaimAccepted claimed ca2 (existed %v, %v)", ok, err)
+		}
+	})
+	t.Run("ConcurrentClaimAcceptedOneAcceptedPerID", func(t *testing.T) {
+		e := newEnv(t, open)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var seqs []uint64
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 40 {
+					id := fmt.Sprintf("cc-%d", i)
+					_, existed, seq, err := e.s.ClaimAccepted(id, fmt.Sprintf("src-%d", g), at, ev(id, dispatch.StatusAccepted, g))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if existed != (seq == 0) {
+						t.Errorf("%s: existed %v with seq %d", id, existed, seq)
+					}
+					if !existed {
+						mu.Lock()
+						seqs = append(seqs, seq)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if len(seqs) != 40 {
+			t.Fatalf("%d accepted events written for 40 ids", len(seqs))
+		}
+		for i := range 40 {
+			h, err := e.s.History(fmt.Sprintf("cc-%d", i))
+			must(t, err)
+			if len(h) != 1 {
+				t.Fatalf("cc-%d has %d history events, want 1", i, len(h))
+			}
+		}
+		must(t, e.s.Published(seqs))
+		e.restart()
+		var left []uint64
+		must(t, e.s.Outbox(0, func(q uint64, _ dispatch.Event) error { left = append(left, q); return nil }))
+		if len(left) != 0 {
+			t.Fatalf("Outbox after publishing every accepted and restart = %v, want empty", left)
+		}
+	})
 	t.Run("HistoryAndTerminalSurviveRestart", func(t *testing.T) {
 		e := newEnv(t, open)
 		_, _, err := e.s.Claim("r1", "src", at)
