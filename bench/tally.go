@@ -42,6 +42,7 @@ type Tally struct {
 	extra     int64          // terminal events beyond the first of an id
 	terminal  map[string]int // every terminal event by status
 	hist      *hdrhistogram.Histogram
+	recent    *hdrhistogram.Histogram // since the last RecentP99
 	lastDone  time.Time
 	calls     map[string]map[string]int // voice: caller number → outcome → count
 	wake      chan struct{}             // closed and replaced on every done
@@ -60,7 +61,7 @@ type idState struct {
 func NewTally(prefix string, receipts bool) *Tally {
 	return &Tally{
 		prefix: prefix, receipts: receipts, ids: map[string]*idState{}, outcomes: map[string]int{},
-		terminal: map[string]int{}, hist: hdrhistogram.New(histMin, histMax, histDigits), calls: map[string]map[string]int{},
+		terminal: map[string]int{}, hist: hdrhistogram.New(histMin, histMax, histDigits), recent: hdrhistogram.New(histMin, histMax, histDigits), calls: map[string]map[string]int{},
 		wake: make(chan struct{}),
 	}
 }
@@ -95,6 +96,7 @@ func (t *Tally) Observe(ev Event) {
 		if t0, err := strconv.ParseInt(ev.Meta[MetaT0], 10, 64); err == nil {
 			us := max(ev.TS.UnixNano()-t0, 0) / int64(time.Microsecond)
 			_ = t.hist.RecordValue(min(max(us, histMin), histMax))
+			_ = t.recent.RecordValue(min(max(us, histMin), histMax))
 		}
 		if !t.receipts && s.outcome == "" {
 			t.finish(s, "submitted")
@@ -125,6 +127,18 @@ func (t *Tally) Observe(ev Event) {
 		t.extra++
 		t.signal()
 	}
+}
+
+// RecentP99 returns the p99 latency (produce → submit_sm_resp) of the requests
+// submitted since the previous call, and how many there were, and starts a new interval:
+// progress lines show when in a run the tail builds up.
+func (t *Tally) RecentP99() (time.Duration, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.recent.TotalCount()
+	p := time.Duration(t.recent.ValueAtQuantile(99)) * time.Microsecond
+	t.recent.Reset()
+	return p, n
 }
 
 // signal wakes every waiter; t.mu is held.

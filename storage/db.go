@@ -116,6 +116,10 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		_ = bdb.Close()
 		return nil, fmt.Errorf("storage: reading outbox of %s: %w", dir, err)
 	}
+	if err := db.migrateOptOuts(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
 	start := time.Now()
 	if err := db.loadOptOuts(); err != nil {
 		_ = bdb.Close()

@@ -10,7 +10,7 @@ import (
 // so iteration within a prefix is in that part's byte order. Times are big-endian
 // nanoseconds since 1970, so keys sort in time order.
 const (
-	pOptOut     = 'o' // o tenant channel(1) address           -> ts(8) source
+	pOptOut     = 'O' // O tenant channel(1) address           -> ts(8) source (below every other prefix: migrate.go)
 	pClaim      = 'c' // c id                                  -> at(8) source
 	pTerminal   = 't' // t id                                  -> status
 	pHistory    = 'h' // h id seq(8)                           -> nil (the event is x seq)

@@ -319,7 +319,11 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 			defer close(progressDone)
 			bench.Progress{W: io.err, TTY: bench.IsTTY(io.err), Label: label}.Run(pctx, func() bench.ProgressSample {
 				st := gen.Stats()
-				return bench.ProgressSample{Produced: st.Acked, Target: int64(f.requests), Done: int64(tally.Snapshot().Done)}
+				s := bench.ProgressSample{Produced: st.Acked, Target: int64(f.requests), Done: int64(tally.Snapshot().Done)}
+				if p99, n := tally.RecentP99(); n > 0 {
+					s.Note = fmt.Sprintf("p99 %.1f ms", float64(p99)/float64(time.Millisecond))
+				}
+				return s
 			})
 		}()
 	} else {

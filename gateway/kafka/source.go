@@ -36,7 +36,7 @@ func (s *Source) Run(ctx context.Context, deliver func(dispatch.Record), drained
 		GroupID:         cfg.Group,
 		Topic:           cfg.RequestsTopic,
 		QueueCapacity:   cfg.QueueCapacity,
-		MinBytes:        1,
+		MinBytes:        cfg.MinBytes,
 		MaxBytes:        cfg.MaxBytes,
 		MaxWait:         cfg.MaxWait,
 		ReadBackoffMin:  10 * time.Millisecond,
