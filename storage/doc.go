@@ -18,10 +18,17 @@
 // (a cost, never a wrong answer) until a rebuild.
 // CountOptOuts is a counter kept exact under one opt-out writer lock; checks never take it.
 //
-// Ledger outbox (outbox.go): AppendSeqs writes each event's history record and an outbox
-// entry (x seq -> history key) in one transaction; Published deletes entries in one write
-// batch; Outbox walks what is left (only at start). Normal operation never reads the
-// outbox. Sequence numbers are seeded at Open above the clock and the last entry.
+// Layout and LSM cost: opt-outs sit below every other prefix (migrate.go moves those of
+// earlier data dirs once), so memtables of ledger writes flushed to level 0 never span
+// them and compactions do not rewrite millions of static opt-out records.
+//
+// Ledger outbox (outbox.go): AppendSeqs and ClaimAccepted write each event once, as the
+// outbox entry (x seq -> event JSON) with a history index (h id seq) beside it, in one
+// transaction; seqs are reserved before the write. Published marks entries published in
+// memory and moves a persisted watermark over the published prefix (no per-entry
+// deletes); Outbox walks the entries above it (only at start). Normal operation never
+// reads the outbox. Sequence numbers are seeded at Open above the clock and the last
+// entry.
 //
 // Receipts (receipts.go): a final receipt whose SMSC id is not tracked is kept for ten
 // minutes (e connection smscid) and applied by Track in its own transaction (early
