@@ -103,7 +103,7 @@ func (g *Generator) Stats() GenStats {
 // batches mean fewer produce requests.
 func (g *Generator) batchSize() int {
 	if g.t.Rate > 0 {
-		return 256
+		return 64
 	}
 	return 1000
 }
