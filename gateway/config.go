@@ -20,6 +20,7 @@ import (
 	"github.com/sendcore/sendcore/gateway/sip"
 	"github.com/sendcore/sendcore/gateway/smpp"
 	"github.com/sendcore/sendcore/rotation"
+	"github.com/sendcore/sendcore/storage"
 )
 
 // Config is the whole configuration (contract §5): one section per package, each with
@@ -47,7 +48,9 @@ type StorageConfig struct {
 	DefaultRegion   string        `yaml:"default_region"`    // ISO 3166 region for national-form numbers in CSV imports
 	BlockCacheBytes int64         `yaml:"block_cache_bytes"` // Badger block cache
 	MemTableBytes   int64         `yaml:"memtable_bytes"`    // Badger memtable size
-	NoOptOutFilter  bool          `yaml:"no_optout_filter"`  // disable the in-memory opt-out filter
+	// Values this long or longer go to Badger's value log (storage.Options).
+	ValueThresholdBytes int64 `yaml:"value_threshold_bytes"`
+	NoOptOutFilter      bool  `yaml:"no_optout_filter"` // disable the in-memory opt-out filter
 }
 
 // LogConfig is the `log` section.
@@ -71,8 +74,9 @@ func DefaultConfig() Config {
 		Limits:     dispatch.LimitsConfig{Tenants: map[string]float64{}},
 		QuietHours: dispatch.QuietHoursConfig{Start: "21:00", End: "08:00"},
 		Dispatch:   dispatch.DefaultConfig(),
-		Storage:    StorageConfig{GCInterval: 5 * time.Minute, BlockCacheBytes: 64 << 20, MemTableBytes: 64 << 20},
-		Control:    control.DefaultConfig(),
+		Storage: StorageConfig{GCInterval: 5 * time.Minute, BlockCacheBytes: 64 << 20, MemTableBytes: 64 << 20,
+			ValueThresholdBytes: storage.DefaultValueThresholdBytes},
+		Control: control.DefaultConfig(),
 	}
 }
 
@@ -165,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.BlockCacheBytes < 0 || c.Storage.MemTableBytes < 1<<20 {
 		return &ConfigError{Key: "storage.memtable_bytes", Err: fmt.Errorf("must be >= 1048576, got %d", c.Storage.MemTableBytes)}
+	}
+	if v := c.Storage.ValueThresholdBytes; v < 1 || v > storage.MaxValueThresholdBytes {
+		return &ConfigError{Key: "storage.value_threshold_bytes", Err: fmt.Errorf("must be 1..%d, got %d", storage.MaxValueThresholdBytes, v)}
 	}
 	if err := c.Control.Validate(); err != nil {
 		return bad("control", err)

@@ -117,7 +117,8 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 	db, err := storage.Open(cfg.DataDir, storage.Options{
 		Retention: cfg.Dispatch.Retention, SyncWrites: cfg.Storage.SyncWrites, GCInterval: cfg.Storage.GCInterval,
 		DefaultRegion: cfg.Storage.DefaultRegion, BlockCacheBytes: cfg.Storage.BlockCacheBytes,
-		MemTableBytes: cfg.Storage.MemTableBytes, NoOptOutFilter: cfg.Storage.NoOptOutFilter,
+		MemTableBytes: cfg.Storage.MemTableBytes, ValueThresholdBytes: cfg.Storage.ValueThresholdBytes,
+		NoOptOutFilter: cfg.Storage.NoOptOutFilter,
 	}, g.log.With("part", "storage"), g.reg)
 	if err != nil {
 		return err

@@ -23,6 +23,12 @@ type Options struct {
 	BlockCacheBytes int64 `yaml:"block_cache_bytes" json:"block_cache_bytes"`
 	// MemTableBytes is Badger's memtable size. Default 64 MiB.
 	MemTableBytes int64 `yaml:"memtable_bytes" json:"memtable_bytes"`
+	// ValueThresholdBytes: values this long or longer (event JSON, submissions) are kept
+	// in Badger's value log, the LSM tree holding a pointer; shorter ones (claims,
+	// opt-outs, indexes) stay in the tree. Default 128. Kept in the tree, event values
+	// filled a memtable every few seconds at 10k requests/s, and each flush and
+	// compaction rewrote them: latency spikes of 200+ ms at every memtable switch.
+	ValueThresholdBytes int64 `yaml:"value_threshold_bytes" json:"value_threshold_bytes"`
 	// NoOptOutFilter disables the in-memory filter in front of the opt-out table (every
 	// check then reads Badger). For benchmarks, and for short-lived tools on huge lists
 	// after a crash (then Open would rebuild the filter by a scan of every opt-out).
@@ -33,8 +39,10 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultRetention  = 7 * 24 * time.Hour
-	DefaultGCInterval = 5 * time.Minute
+	DefaultRetention           = 7 * 24 * time.Hour
+	DefaultGCInterval          = 5 * time.Minute
+	DefaultValueThresholdBytes = 128
+	MaxValueThresholdBytes     = 1 << 20 // Badger's limit
 )
 
 // Validate reports the first bad key, named relative to the section.
@@ -48,6 +56,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: block_cache_bytes: must be >= 0, got %d", ErrInvalid, o.BlockCacheBytes)
 	case o.MemTableBytes < 0:
 		return fmt.Errorf("%w: memtable_bytes: must be >= 0, got %d", ErrInvalid, o.MemTableBytes)
+	case o.ValueThresholdBytes < 0 || o.ValueThresholdBytes > MaxValueThresholdBytes:
+		return fmt.Errorf("%w: value_threshold_bytes: must be 0..%d, got %d", ErrInvalid, MaxValueThresholdBytes, o.ValueThresholdBytes)
 	}
 	return nil
 }
@@ -64,6 +74,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MemTableBytes == 0 {
 		o.MemTableBytes = 64 << 20
+	}
+	if o.ValueThresholdBytes == 0 {
+		o.ValueThresholdBytes = DefaultValueThresholdBytes
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now

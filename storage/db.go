@@ -102,6 +102,7 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		WithSyncWrites(opts.SyncWrites).
 		WithBlockCacheSize(opts.BlockCacheBytes).
 		WithMemTableSize(opts.MemTableBytes).
+		WithValueThreshold(opts.ValueThresholdBytes).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false)
 	if err := checkTables(dir); err != nil {
