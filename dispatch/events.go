@@ -16,8 +16,10 @@ import (
 // anything, the ledger stage re-publishes what an earlier run left in the outbox, with
 // the bytes of the first attempt. Two stages run concurrently so that a ledger write and
 // a topic write of consecutive batches overlap; each stage is sequential, which keeps
-// the order. The emitter must be the ledger's only appender while it runs: the recovery
-// walk relies on every outbox entry it sees being from an earlier run.
+// the order. Nothing else may append to the ledger before recovered is closed (the
+// pipeline starts its workers, which write accepted events with ClaimAccepted, after
+// it): the recovery walk relies on every outbox entry it sees being from an earlier run.
+// Events already durable (emitDurable) pass the ledger stage without a write, in order.
 type emitter struct {
 	ledger   Ledger
 	sink     EventSink // nil: ledger only
