@@ -244,9 +244,16 @@ func (db *DB) Apply(r dispatch.Receipt) (dispatch.ReceiptResult, error) {
 			return err
 		}
 		sk := key1(pSubmission, reqID)
+		sitem, err := txn.Get(sk)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil // expired between the two keys
+		}
+		if err != nil {
+			return err
+		}
 		var sub submission
-		if ok, err := getJSON(txn, sk, &sub, "submission", reqID); !ok {
-			return err // nil: expired between the two keys
+		if err := sitem.Value(func(v []byte) error { return json.Unmarshal(v, &sub) }); err != nil {
+			return fmt.Errorf("%w: submission %q: %v", ErrCorrupt, reqID, err)
 		}
 		if part < 1 || part > len(sub.Parts) || sub.Parts[part-1].SMSCID != r.SMSCID {
 			return nil // an id of an earlier submission of the request, tracked again with others
@@ -274,7 +281,10 @@ func (db *DB) Apply(r dispatch.Receipt) (dispatch.ReceiptResult, error) {
 		done := res.Done
 		res = sub.result(reqID)
 		res.Done, res.Part = done, part
-		return txn.SetEntry(&badger.Entry{Key: sk, Value: v, ExpiresAt: item.ExpiresAt()})
+		// The submission keeps its own expiry (ttl + submissionGrace), not the receipt
+		// id's (ttl): with the id's, a partly receipted submission vanished at its ttl and
+		// the receipt-timeout sweep never ended its request.
+		return txn.SetEntry(&badger.Entry{Key: sk, Value: v, ExpiresAt: sitem.ExpiresAt()})
 	})
 	db.m.write("receipt", time.Since(start).Seconds())
 	if err != nil {
