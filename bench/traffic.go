@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/sendcore/sendcore/dispatch"
 )
 
 // ErrInvalid reports bad bench settings; the message names the field.
@@ -172,7 +174,7 @@ func (b *builder) build(n int, t0 time.Time) (key, value []byte, kind string) {
 	key = s[start:len(s):len(s)]
 	vstart := len(s)
 	s = append(s, `{"id":`...)
-	s = appendString(s, b.t.RunID)
+	s = dispatch.AppendJSONString(s, b.t.RunID)
 	s = append(s[:len(s)-1], '-') // reopen the string: id is "<RunID>-<n>"
 	s = strconv.AppendInt(s, int64(n), 10)
 	s = append(s, '"')

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sendcore/sendcore/dispatch"
 )
 
 // Hand-written JSON for the two hot paths of the bench: decoding every status event and
@@ -549,12 +551,12 @@ func appendRequest(b []byte, r *Request) (_ []byte, ok bool) {
 		return b, false
 	}
 	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
+	b = dispatch.AppendJSONString(b, r.ID)
 	b = append(b, `,"channel":`...)
-	b = appendString(b, r.Channel)
+	b = dispatch.AppendJSONString(b, r.Channel)
 	b = appendOmitEmpty(b, `,"tenant":`, r.Tenant)
 	b = append(b, `,"to":`...)
-	b = appendString(b, r.To)
+	b = dispatch.AppendJSONString(b, r.To)
 	b = appendOmitEmpty(b, `,"from":`, r.From)
 	b = appendOmitEmpty(b, `,"pool":`, r.Pool)
 	b = appendOmitEmpty(b, `,"text":`, r.Text)
@@ -584,7 +586,7 @@ func appendRequest(b []byte, r *Request) (_ []byte, ok bool) {
 	}
 	if len(r.Meta) > 0 {
 		b = append(b, `,"meta":`...)
-		b = appendStringMap(b, r.Meta)
+		b = dispatch.AppendJSONStringMap(b, r.Meta)
 	}
 	return append(b, '}'), true
 }
@@ -593,84 +595,5 @@ func appendOmitEmpty(b []byte, key, s string) []byte {
 	if s == "" {
 		return b
 	}
-	return appendString(append(b, key...), s)
-}
-
-// appendStringMap writes a non-nil m as encoding/json does: keys sorted.
-func appendStringMap(b []byte, m map[string]string) []byte {
-	var small [8]string
-	keys := small[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ { // insertion sort: meta maps are small
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		b = appendString(b, m[k])
-	}
-	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string as encoding/json.Marshal does: <, > and & as
-// \u003c…, U+2028 and U+2029 as \u2028 and \u2029, invalid UTF-8 as \ufffd, control
-// characters as \b \f \n \r \t or \u00XX.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	done := 0 // s[:done] is written
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[done:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			done = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[done:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[done:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		done = i
-	}
-	b = append(b, s[done:]...)
-	return append(b, '"')
+	return dispatch.AppendJSONString(append(b, key...), s)
 }

@@ -25,32 +25,32 @@ func AppendEventJSON(b []byte, e *Event) ([]byte, error) {
 		return appendMarshal(b, e)
 	}
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, e.ID)
+	b = AppendJSONString(b, e.ID)
 	b = append(b, `,"tenant":`...)
-	b = appendJSONString(b, e.Tenant)
+	b = AppendJSONString(b, e.Tenant)
 	b = append(b, `,"campaign":`...)
-	b = appendJSONString(b, e.Campaign)
+	b = AppendJSONString(b, e.Campaign)
 	b = append(b, `,"channel":`...)
-	b = appendJSONString(b, e.Channel)
+	b = AppendJSONString(b, e.Channel)
 	b = append(b, `,"to":`...)
-	b = appendJSONString(b, e.To)
+	b = AppendJSONString(b, e.To)
 	b = append(b, `,"from":`...)
-	b = appendJSONString(b, e.From)
+	b = AppendJSONString(b, e.From)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(e.Status))
+	b = AppendJSONString(b, string(e.Status))
 	b = append(b, `,"ts":"`...)
 	b = e.TS.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","node":`...)
-	b = appendJSONString(b, e.Node)
+	b = AppendJSONString(b, e.Node)
 	b = append(b, `,"meta":`...)
-	b = appendStringMap(b, e.Meta)
+	b = AppendJSONStringMap(b, e.Meta)
 	if e.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, e.Reason)
+		b = AppendJSONString(b, e.Reason)
 	}
 	if e.Detail != "" {
 		b = append(b, `,"detail":`...)
-		b = appendJSONString(b, e.Detail)
+		b = AppendJSONString(b, e.Detail)
 	}
 	if e.Segments != 0 {
 		b = append(b, `,"segments":`...)
@@ -58,11 +58,11 @@ func AppendEventJSON(b []byte, e *Event) ([]byte, error) {
 	}
 	if e.Encoding != "" {
 		b = append(b, `,"encoding":`...)
-		b = appendJSONString(b, e.Encoding)
+		b = AppendJSONString(b, e.Encoding)
 	}
 	if e.Connection != "" {
 		b = append(b, `,"connection":`...)
-		b = appendJSONString(b, e.Connection)
+		b = AppendJSONString(b, e.Connection)
 	}
 	if len(e.SMSCIDs) > 0 {
 		b = append(b, `,"smsc_ids":[`...)
@@ -70,7 +70,7 @@ func AppendEventJSON(b []byte, e *Event) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, id)
+			b = AppendJSONString(b, id)
 		}
 		b = append(b, ']')
 	}
@@ -92,12 +92,12 @@ func AppendEventJSON(b []byte, e *Event) ([]byte, error) {
 			b = append(b, `{"part":`...)
 			b = strconv.AppendInt(b, int64(p.Part), 10)
 			b = append(b, `,"smsc_id":`...)
-			b = appendJSONString(b, p.SMSCID)
+			b = AppendJSONString(b, p.SMSCID)
 			b = append(b, `,"state":`...)
-			b = appendJSONString(b, p.State)
+			b = AppendJSONString(b, p.State)
 			if p.Err != "" {
 				b = append(b, `,"err":`...)
-				b = appendJSONString(b, p.Err)
+				b = AppendJSONString(b, p.Err)
 			}
 			b = append(b, '}')
 		}
@@ -105,7 +105,7 @@ func AppendEventJSON(b []byte, e *Event) ([]byte, error) {
 	}
 	if e.Pool != "" {
 		b = append(b, `,"pool":`...)
-		b = appendJSONString(b, e.Pool)
+		b = AppendJSONString(b, e.Pool)
 	}
 	return append(b, '}'), nil
 }
@@ -118,8 +118,9 @@ func appendMarshal(b []byte, e *Event) ([]byte, error) {
 	return append(b, v...), nil
 }
 
-// appendStringMap writes m as encoding/json does: null for nil, keys sorted.
-func appendStringMap(b []byte, m map[string]string) []byte {
+// AppendJSONStringMap appends m as encoding/json.Marshal writes a map[string]string:
+// null for nil, keys sorted.
+func AppendJSONStringMap(b []byte, m map[string]string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
@@ -139,19 +140,19 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = AppendJSONString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = AppendJSONString(b, m[k])
 	}
 	return append(b, '}')
 }
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString writes s as a JSON string the way encoding/json.Marshal does: HTML
+// AppendJSONString appends s as a JSON string the way encoding/json.Marshal writes it: HTML
 // characters (<, >, &), U+2028 and U+2029 as \u escapes, invalid UTF-8 as \ufffd,
 // control characters as \b \f \n \r \t or \u00XX.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	done := 0 // s[:done] is written
 	for i := 0; i < len(s); {
