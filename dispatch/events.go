@@ -69,28 +69,21 @@ func newEmitter(ledger Ledger, sink EventSink, batchMax int, log *slog.Logger, m
 // blocks while the queue is full (back-pressure) and returns false, without queueing,
 // once the emitter is closed: the caller's record then stays unacknowledged and is
 // redelivered.
-func (e *emitter) emit(ev Event, then func()) bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed {
-		e.m.eventsDropped.Inc()
-		return false
-	}
-	e.in <- pending{ev: ev, then: then}
-	return true
-}
+func (e *emitter) emit(ev Event, then func()) bool { return e.queue(pending{ev: ev, then: then}) }
 
 // emitDurable queues ev, which is durable in the ledger already with outbox seq (written
 // by Ledger.ClaimAccepted), for the events topic, in emission order with the others. It
 // returns false once the emitter is closed (the outbox still has ev).
-func (e *emitter) emitDurable(ev Event, seq uint64) bool {
+func (e *emitter) emitDurable(ev Event, seq uint64) bool { return e.queue(pending{ev: ev, seq: seq}) }
+
+func (e *emitter) queue(p pending) bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {
 		e.m.eventsDropped.Inc()
 		return false
 	}
-	e.in <- pending{ev: ev, seq: seq}
+	e.in <- p
 	return true
 }
 

@@ -9,7 +9,6 @@ import (
 type metrics struct {
 	requests           *prometheus.CounterVec // outcome
 	events             *prometheus.CounterVec // status
-	eventByStatus      map[Status]prometheus.Counter
 	segments           *prometheus.CounterVec // connection, encoding
 	stage              *prometheus.HistogramVec
 	e2e                prometheus.Histogram
@@ -27,10 +26,33 @@ type metrics struct {
 
 	// Children of the vectors above used on every request, resolved once: a
 	// WithLabelValues lookup hashes its labels on every call.
-	stageObs       map[string]prometheus.Observer
-	requestByOut   map[string]prometheus.Counter
+	stageChild     children[prometheus.Observer]
+	requestChild   children[prometheus.Counter]
+	eventChild     children[prometheus.Counter]
 	optOutPass     prometheus.Counter
 	optOutOptedOut prometheus.Counter
+}
+
+// children holds the children of one metric vector for the label values known up front;
+// any other value is looked up on use. Read-only after construction.
+type children[T any] struct {
+	known map[string]T
+	with  func(string) T
+}
+
+func newChildren[T any](with func(string) T, values ...string) children[T] {
+	c := children[T]{known: make(map[string]T, len(values)), with: with}
+	for _, v := range values {
+		c.known[v] = with(v)
+	}
+	return c
+}
+
+func (c children[T]) get(value string) T {
+	if v, ok := c.known[value]; ok {
+		return v
+	}
+	return c.with(value)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -108,52 +130,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.republished, m.receiptTimeouts, m.ledgerRetries,
 			m.storeErrors, m.inflight)
 	}
-	m.eventByStatus = map[Status]prometheus.Counter{}
+	statuses := []string{}
+	outcomes := []string{string(StatusSubmitted), string(StatusScheduled), "redelivered", "abandoned", "dead_lettered"}
 	for _, s := range []Status{StatusAccepted, StatusScheduled, StatusSuppressed, StatusRejected,
 		StatusDuplicate, StatusCancelled, StatusExpired, StatusSubmitted, StatusDelivered,
 		StatusUndelivered, StatusFailed, StatusAnswered, StatusCompleted, StatusBusy,
 		StatusNoAnswer, StatusDeclined, StatusOptedOut, StatusOptedIn} {
-		m.eventByStatus[s] = m.events.WithLabelValues(string(s))
+		statuses = append(statuses, string(s))
+		if s.Terminal() {
+			outcomes = append(outcomes, string(s))
+		}
 	}
-	m.stageObs = map[string]prometheus.Observer{}
-	for _, st := range []string{"parse", "claim", "optout", "segment", "submit", "ledger_append", "event_write"} {
-		m.stageObs[st] = m.stage.WithLabelValues(st)
-	}
-	m.requestByOut = map[string]prometheus.Counter{}
-	for s := range m.eventByStatus {
-		m.requestByOut[string(s)] = m.requests.WithLabelValues(string(s))
-	}
-	for _, o := range []string{"redelivered", "abandoned", "dead_lettered"} {
-		m.requestByOut[o] = m.requests.WithLabelValues(o)
-	}
+	m.eventChild = newChildren(func(v string) prometheus.Counter { return m.events.WithLabelValues(v) }, statuses...)
+	m.requestChild = newChildren(func(v string) prometheus.Counter { return m.requests.WithLabelValues(v) }, outcomes...)
+	m.stageChild = newChildren(func(v string) prometheus.Observer { return m.stage.WithLabelValues(v) },
+		"parse", "claim", "optout", "segment", "submit", "ledger_append", "event_write")
 	m.optOutPass = m.optOutChecks.WithLabelValues("pass")
 	m.optOutOptedOut = m.optOutChecks.WithLabelValues("opted_out")
 	return m
 }
 
-// observeStage records the latency of stage; the map is read-only after construction.
+// observeStage records the latency of stage.
 func (m *metrics) observeStage(stage string, seconds float64) {
-	if o, ok := m.stageObs[stage]; ok {
-		o.Observe(seconds)
-		return
-	}
-	m.stage.WithLabelValues(stage).Observe(seconds)
+	m.stageChild.get(stage).Observe(seconds)
 }
 
 // request counts one request handled with outcome.
-func (m *metrics) request(outcome string) {
-	if c, ok := m.requestByOut[outcome]; ok {
-		c.Inc()
-		return
-	}
-	m.requests.WithLabelValues(outcome).Inc()
-}
+func (m *metrics) request(outcome string) { m.requestChild.get(outcome).Inc() }
 
-// event counts one durable event; the map is read-only after construction.
-func (m *metrics) event(s Status) {
-	if c, ok := m.eventByStatus[s]; ok {
-		c.Inc()
-		return
-	}
-	m.events.WithLabelValues(string(s)).Inc()
-}
+// event counts one durable event.
+func (m *metrics) event(s Status) { m.eventChild.get(string(s)).Inc() }
