@@ -270,14 +270,7 @@ func BenchmarkLedgerAppendBatch(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		batch := make([]dispatch.Event, 100)
 		for pb.Next() {
-			base := seq.Add(100)
-			for i := range batch {
-				st := dispatch.StatusSubmitted
-				if i%4 == 0 {
-					st = dispatch.StatusDelivered
-				}
-				batch[i] = dispatch.Event{ID: "req-" + strconv.FormatInt(base+int64(i), 10), Status: st, TS: now, Segments: 1}
-			}
+			fillEventBatch(batch, seq.Add(100), now)
 			if err := db.Append(batch); err != nil {
 				b.Error(err)
 				return
@@ -287,9 +280,21 @@ func BenchmarkLedgerAppendBatch(b *testing.B) {
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 }
 
+// fillEventBatch sets batch to events of ids base.. with a quarter of them terminal.
+func fillEventBatch(batch []dispatch.Event, base int64, now time.Time) {
+	for i := range batch {
+		st := dispatch.StatusSubmitted
+		if i%4 == 0 {
+			st = dispatch.StatusDelivered
+		}
+		batch[i] = dispatch.Event{ID: "req-" + strconv.FormatInt(base+int64(i), 10), Status: st, TS: now, Segments: 1}
+	}
+}
+
 // BenchmarkLedgerOutboxCycle measures the transactional outbox as the pipeline drives it:
-// AppendSeqs of a batch of 100 events (history + outbox in one transaction, a quarter of
-// them terminal), then Published of their sequence numbers (one write batch of deletes).
+// AppendSeqs of a batch of 100 events (each event's outbox entry and history index in one
+// transaction, a quarter of them terminal), then Published of their sequence numbers
+// (one watermark write).
 func BenchmarkLedgerOutboxCycle(b *testing.B) {
 	db, err := storage.Open(b.TempDir(), storage.Options{}, nil, nil)
 	if err != nil {
@@ -303,14 +308,7 @@ func BenchmarkLedgerOutboxCycle(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		batch := make([]dispatch.Event, 100)
 		for pb.Next() {
-			base := seq.Add(100)
-			for i := range batch {
-				st := dispatch.StatusSubmitted
-				if i%4 == 0 {
-					st = dispatch.StatusDelivered
-				}
-				batch[i] = dispatch.Event{ID: "req-" + strconv.FormatInt(base+int64(i), 10), Status: st, TS: now, Segments: 1}
-			}
+			fillEventBatch(batch, seq.Add(100), now)
 			seqs, err := db.AppendSeqs(batch)
 			if err != nil {
 				b.Error(err)

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
@@ -72,9 +71,6 @@ func (db *DB) migrateOptOutBatch(max int) (int, error) {
 	del := db.bdb.NewWriteBatch()
 	defer del.Cancel()
 	for _, r := range recs {
-		if !bytes.HasPrefix(r.k, []byte{pOptOutV1}) {
-			continue
-		}
 		if err := del.Delete(r.k); err != nil {
 			return 0, err
 		}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,7 @@ func TestOptOutsOfAnEarlierDataDirAreMoved(t *testing.T) {
 	const n = 45000 // more than one batch of the move
 	wb := db.bdb.NewWriteBatch()
 	for i := range n {
-		k := appendOptKey(nil, "default", 's', "+35840"+itoa7(i))
+		k := appendOptKey(nil, "default", 's', fmt.Sprintf("+35840%07d", i))
 		k[0] = pOptOutV1
 		if err := wb.Set(k, appendOptValue(nil, ts, "import")); err != nil {
 			t.Fatal(err)
@@ -36,7 +37,7 @@ func TestOptOutsOfAnEarlierDataDirAreMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A half-done earlier move: one record in both places.
-	k := appendOptKey(nil, "default", 's', "+35840"+itoa7(7))
+	k := appendOptKey(nil, "default", 's', fmt.Sprintf("+35840%07d", 7))
 	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(k, appendOptValue(nil, ts, "import")) }); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestOptOutsOfAnEarlierDataDirAreMoved(t *testing.T) {
 	}
 	defer db.Close()
 	for _, i := range []int{0, 7, n - 1} {
-		ok, err := db.OptedOut("default", dispatch.ChannelSMS, "+35840"+itoa7(i))
+		ok, err := db.OptedOut("default", dispatch.ChannelSMS, fmt.Sprintf("+35840%07d", i))
 		if err != nil || !ok {
 			t.Fatalf("opt-out %d not found after the move (%v)", i, err)
 		}
@@ -83,13 +84,4 @@ func TestOptOutsOfAnEarlierDataDirAreMoved(t *testing.T) {
 	if lines := strings.Count(csv.String(), "\n"); lines < n || !strings.Contains(csv.String(), "import") || !strings.Contains(csv.String(), "2026-01-02") {
 		t.Fatalf("export after the move: %d lines, source or time lost: %.200s", lines, csv.String())
 	}
-}
-
-func itoa7(i int) string {
-	b := []byte("0000000")
-	for j := 6; j >= 0 && i > 0; j-- {
-		b[j] = byte('0' + i%10)
-		i /= 10
-	}
-	return string(b)
 }

@@ -169,8 +169,8 @@ func (p *pendingSeqs) advance() uint64 {
 	return w
 }
 
-// seedSeq sets the sequence counter above the clock and above the last outbox entry,
-// loads the watermark, and registers the outbox entries above it as pending.
+// seedSeq loads the watermark, registers the outbox entries above it as pending, and sets
+// the sequence counter above the clock, the watermark and the last of those entries.
 func (db *DB) seedSeq() error {
 	seed := uint64(time.Now().UnixNano())
 	err := db.bdb.View(func(txn *badger.Txn) error {
@@ -217,17 +217,7 @@ func (db *DB) seedSeq() error {
 		if first != 0 {
 			db.ob.pend.add(first, last)
 		}
-		// The newest entry may lie below the watermark (everything published).
-		io.Reverse = true
-		rit := txn.NewIterator(io)
-		defer rit.Close()
-		rit.Seek([]byte{pOutbox, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-		if rit.Valid() {
-			if k := rit.Item().Key(); len(k) == 9 {
-				seed = max(seed, binary.BigEndian.Uint64(k[1:])+1)
-			}
-		}
-		return nil
+		return nil // entries at or below the watermark are below mark+1, the floor below
 	})
 	db.ob.pend.top = max(db.ob.pend.top, db.ob.mark)
 	db.histSeq.Store(max(seed, db.ob.mark+1))
