@@ -18,11 +18,21 @@ import (
 // benchSubmits drives one session with the given window against smsctest: b.N one-part
 // messages, measured from the first Send to the last done. Allocations include smsctest's.
 func benchSubmits(b *testing.B, window int) {
-	srv := smsctest.NewServer(smsctest.Options{DisableRecording: true})
+	b.ReportAllocs()
+	runSubmits(b, smsctest.Options{DisableRecording: true}, func(cfg *Config) { cfg.Window = window })
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
+}
+
+// runSubmits sends b.N one-part messages through a connection (cfg from testConfig,
+// changed by tune) to an smsctest server with opts, timing from the first Send to the
+// last done; it fails the benchmark if any message did not go through and returns the
+// connection's stats.
+func runSubmits(b *testing.B, opts smsctest.Options, tune func(*Config)) Stats {
+	srv := smsctest.NewServer(opts)
 	defer srv.Close()
 	cfg := testConfig(srv.Addr())
 	cfg.SystemID, cfg.Password = "", ""
-	cfg.Window = window
+	tune(&cfg)
 	c, err := NewConnection(cfg, Handlers{}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -35,9 +45,8 @@ func benchSubmits(b *testing.B, window int) {
 	}
 	m := &dispatch.SMS{RequestID: "b", To: "+358401234567", From: "Sendcore",
 		Parts: []segment.Part{{ShortMessage: []byte("benchmark message text"), Seq: 1, Total: 1}}}
-	var done atomic.Int64
+	var done, failed atomic.Int64
 	all := make(chan struct{})
-	var failed atomic.Int64
 	n := int64(b.N)
 	cb := func(r []dispatch.PartResult) {
 		if r[0].Outcome != dispatch.OutcomeOK {
@@ -47,7 +56,6 @@ func benchSubmits(b *testing.B, window int) {
 			close(all)
 		}
 	}
-	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := c.Send(ctx, m, cb); err != nil {
@@ -56,12 +64,13 @@ func benchSubmits(b *testing.B, window int) {
 	}
 	<-all
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
+	st := c.Stats()
 	cancel()
 	<-runDone
 	if failed.Load() > 0 {
 		b.Fatalf("%d failed", failed.Load())
 	}
+	return st
 }
 
 func BenchmarkSubmitWindow100(b *testing.B) { benchSubmits(b, 100) }
@@ -110,49 +119,10 @@ func BenchmarkGoSMPPTransmitter100(b *testing.B) {
 // throttle should hold it near 500/s) and throttled responses per 100 submits. Run it with
 // a fixed count, e.g. -benchtime 3000x.
 func BenchmarkThrottledSMSC(b *testing.B) {
-	srv := smsctest.NewServer(smsctest.Options{ThrottleAbove: 500, DisableRecording: true})
-	defer srv.Close()
-	cfg := testConfig(srv.Addr())
-	cfg.SystemID, cfg.Password = "", ""
-	cfg.TPS, cfg.Window, cfg.Binds = 2000, 20, 2
-	c, err := NewConnection(cfg, Handlers{}, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error)
-	go func() { runDone <- c.Run(ctx) }()
-	for !c.Ready() {
-		time.Sleep(time.Millisecond)
-	}
-	m := &dispatch.SMS{RequestID: "b", To: "+358401234567", From: "Sendcore",
-		Parts: []segment.Part{{ShortMessage: []byte("benchmark message text"), Seq: 1, Total: 1}}}
-	var done, failed atomic.Int64
-	all := make(chan struct{})
-	n := int64(b.N)
-	cb := func(r []dispatch.PartResult) {
-		if r[0].Outcome != dispatch.OutcomeOK {
-			failed.Add(1)
-		}
-		if done.Add(1) == n {
-			close(all)
-		}
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := c.Send(ctx, m, cb); err != nil {
-			b.Fatal(err)
-		}
-	}
-	<-all
-	b.StopTimer()
-	st := c.Stats()
+	st := runSubmits(b, smsctest.Options{ThrottleAbove: 500, DisableRecording: true}, func(cfg *Config) {
+		cfg.TPS, cfg.Window, cfg.Binds = 2000, 20, 2
+	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "achieved/s")
 	b.ReportMetric(100*float64(st.Throttles)/float64(b.N), "throttled/100")
 	b.ReportMetric(0, "ns/op")
-	cancel()
-	<-runDone
-	if failed.Load() > 0 {
-		b.Fatalf("%d failed", failed.Load())
-	}
 }
