@@ -252,6 +252,30 @@ func BenchmarkLedger(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
 		})
+		// What the pipeline does now: the claim and its accepted event in one write.
+		b.Run(fmt.Sprintf("claimaccepted/goroutines=%d", par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			db, err := storage.Open(b.TempDir(), storage.Options{}, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			var seq atomic.Int64
+			now := time.Now()
+			b.ReportAllocs()
+			b.SetParallelism(par)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := "req-" + strconv.FormatInt(seq.Add(1), 10)
+					ev := dispatch.Event{ID: id, Tenant: "default", Channel: "sms", To: "+358401234567", Status: dispatch.StatusAccepted, TS: now}
+					if _, existed, q, err := db.ClaimAccepted(id, "sendcore.requests/0/1", now, ev); err != nil || existed || q == 0 {
+						b.Errorf("ClaimAccepted(%s) = existed %v, seq %d, %v", id, existed, q, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+		})
 	}
 }
 

@@ -42,6 +42,7 @@ type claimReq struct {
 	id, source string
 	at         time.Time
 	accepted   []byte // the accepted event's JSON, written with a new claim; nil: none
+	buf        []byte // accepted's storage, kept across uses of the pooled request
 	seq        uint64 // accepted's outbox seq when written
 	prev       dispatch.Claim
 	existed    bool
@@ -99,17 +100,20 @@ func popFront(q []*claimReq, n int) []*claimReq {
 	return q[:rest]
 }
 
-func (b *claimBatcher) get(id, source string, at time.Time, accepted []byte) *claimReq {
+func (b *claimBatcher) get(id, source string, at time.Time) *claimReq {
 	r, _ := b.pool.Get().(*claimReq)
 	if r == nil {
 		r = &claimReq{wake: make(chan bool, 1)}
 	}
-	r.id, r.source, r.at, r.accepted = id, source, at, accepted
+	r.id, r.source, r.at = id, source, at
 	return r
 }
 
 func (b *claimBatcher) put(r *claimReq) {
-	*r = claimReq{wake: r.wake}
+	if cap(r.buf) > 4<<10 { // an outsized event: do not keep its buffer
+		r.buf = nil
+	}
+	*r = claimReq{wake: r.wake, buf: r.buf[:0]}
 	b.pool.Put(r)
 }
 

@@ -38,14 +38,10 @@ func (db *DB) ClaimAccepted(id, source string, at time.Time, accepted dispatch.E
 	if accepted.ID != id {
 		return dispatch.Claim{}, false, 0, fmt.Errorf("%w: accepted.id: %q is not the claimed id %q", ErrInvalid, accepted.ID, id)
 	}
-	val, err := dispatch.AppendEventJSON(nil, &accepted)
-	if err != nil {
-		return dispatch.Claim{}, false, 0, fmt.Errorf("%w: event %q: %v", ErrInvalid, id, err)
-	}
-	return db.claim(id, source, at, val)
+	return db.claim(id, source, at, &accepted)
 }
 
-func (db *DB) claim(id, source string, at time.Time, accepted []byte) (dispatch.Claim, bool, uint64, error) {
+func (db *DB) claim(id, source string, at time.Time, accepted *dispatch.Event) (dispatch.Claim, bool, uint64, error) {
 	if err := checkID("id", id); err != nil {
 		return dispatch.Claim{}, false, 0, err
 	}
@@ -54,15 +50,23 @@ func (db *DB) claim(id, source string, at time.Time, accepted []byte) (dispatch.
 	}
 	defer db.release()
 	start := time.Now()
-	r := db.claims.get(id, source, at, accepted)
-	db.claims.claim(db, r)
-	prev, existed, seq, err := r.prev, r.existed, r.seq, r.err
-	db.claims.put(r)
-	db.m.write("claim", time.Since(start).Seconds())
-	if err != nil {
-		return dispatch.Claim{}, false, 0, fmt.Errorf("storage: claim %q: %w", id, err)
+	r := db.claims.get(id, source, at)
+	defer db.claims.put(r)
+	if accepted != nil {
+		// Encoded into the pooled request's buffer: Badger holds the value only until
+		// the batch commits, which is before r goes back to the pool.
+		var err error
+		if r.buf, err = dispatch.AppendEventJSON(r.buf[:0], accepted); err != nil {
+			return dispatch.Claim{}, false, 0, fmt.Errorf("%w: event %q: %v", ErrInvalid, id, err)
+		}
+		r.accepted = r.buf
 	}
-	return prev, existed, seq, nil
+	db.claims.claim(db, r)
+	db.m.write("claim", time.Since(start).Seconds())
+	if r.err != nil {
+		return dispatch.Claim{}, false, 0, fmt.Errorf("storage: claim %q: %w", id, r.err)
+	}
+	return r.prev, r.existed, r.seq, nil
 }
 
 // Append adds events to the status histories of their ids, in order, marks an id
