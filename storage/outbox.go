@@ -58,12 +58,13 @@ func (db *DB) reserveSeqs(n int) uint64 {
 	return first
 }
 
-// releaseSeqs marks reserved seqs that were not written as done, for the watermark.
-func (db *DB) releaseSeqs(first uint64, n int, skip func(i int) bool) {
+// releaseSeqs marks the reserved seqs first..first+n-1 that were not written as done,
+// for the watermark; written(i) tells whether first+i was.
+func (db *DB) releaseSeqs(first uint64, n int, written func(i int) bool) {
 	db.ob.mu.Lock()
 	defer db.ob.mu.Unlock()
 	for i := range n {
-		if skip == nil || !skip(i) {
+		if !written(i) {
 			db.ob.pend.publish(first + uint64(i))
 		}
 	}
