@@ -48,8 +48,9 @@ type Options struct {
 	// Prepare runs on the data directory's database before the gateway starts (e.g. to
 	// preload opt-outs); nil: nothing.
 	Prepare func(db *storage.DB) error
-	// Tune makes last changes to the configuration before gateway.New; nil: none.
-	Tune func(cfg *gateway.Config)
+	// Tune makes last changes to the configuration before gateway.New; nil: none. An
+	// error stops Start.
+	Tune func(cfg *gateway.Config) error
 	// Log receives the gateway's and the peers' logs; nil discards them.
 	Log *slog.Logger
 }
@@ -76,9 +77,10 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s = &Stack{}
+	started := s // the error returns below set s to nil; what started must still stop
 	defer func() {
 		if err != nil {
-			s.Close()
+			started.Close()
 		}
 	}()
 	cfg, err := s.config(o, log)
@@ -99,7 +101,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		}
 	}
 	if o.Tune != nil {
-		o.Tune(&cfg)
+		if err := o.Tune(&cfg); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStart, err)
+		}
 	}
 	s.Config = cfg
 	gw, err := newGateway(cfg, log, o.AdminToken)

@@ -2,11 +2,13 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/sendcore/sendcore/gateway"
 	"github.com/sendcore/sendcore/storage"
 )
 
@@ -50,6 +52,27 @@ func TestStartClose(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("data dir %s left behind: %v", dir, err)
+	}
+}
+
+// TestStartFailureStopsWhatStarted guarantees that a Start that fails after its peers
+// are up (here a Tune error) returns the error instead of panicking, and removes its
+// temporary data directory (its peers are closed with it).
+func TestStartFailureStopsWhatStarted(t *testing.T) {
+	var dir string
+	bad := errors.New("bad setting")
+	s, err := Start(context.Background(), Options{Tune: func(cfg *gateway.Config) error {
+		dir = cfg.DataDir
+		return bad
+	}})
+	if s != nil || !errors.Is(err, ErrStart) || !errors.Is(err, bad) {
+		t.Fatalf("Start = %v, %v; want nil and an ErrStart wrapping the Tune error", s, err)
+	}
+	if dir == "" {
+		t.Fatal("Tune was not called")
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("data dir %s left behind: %v", dir, err)

@@ -172,10 +172,9 @@ func (f benchFlags) validate() error {
 	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %q is not debug, info, warn or error", f.logLevel)
 	}
-	cfg := gateway.DefaultConfig()
 	for _, s := range f.sets {
-		if err := cfg.Set(s); err != nil {
-			return fmt.Errorf("--set: %w", err)
+		if !strings.Contains(s, "=") {
+			return fmt.Errorf("--set: %q is not key=value", s)
 		}
 	}
 	return nil
@@ -247,11 +246,14 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 			Receipts: f.receipts, ReceiptDelay: f.receiptDelay, DisableRecording: true},
 		DefaultCall: uastest.Behavior{HangupAfter: 50 * time.Millisecond},
 		Binds:       f.binds, Window: f.window, Pools: []rotation.PoolConfig{benchPool()}, Log: log,
-		Tune: func(cfg *gateway.Config) {
+		Tune: func(cfg *gateway.Config) error {
 			cfg.Log.Level = f.logLevel
 			for _, s := range f.sets {
-				_ = cfg.Set(s) // checked in validate
+				if err := cfg.Set(s); err != nil {
+					return fmt.Errorf("--set: %w", err)
+				}
 			}
+			return nil
 		},
 	}
 	if f.optouts > 0 {

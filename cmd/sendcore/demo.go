@@ -83,7 +83,10 @@ func cmdDemo(ctx context.Context, args []string, io stdio) int {
 			}
 			return nil
 		},
-		Tune: func(cfg *gateway.Config) { cfg.NodeID, cfg.Log.Level = "demo-1", *logLevel },
+		Tune: func(cfg *gateway.Config) error {
+			cfg.NodeID, cfg.Log.Level = "demo-1", *logLevel
+			return nil
+		},
 	})
 	if err != nil {
 		fmt.Fprintln(io.err, "sendcore demo:", err)
