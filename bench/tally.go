@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,8 +11,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/segmentio/kafka-go"
-	"golang.org/x/sync/errgroup"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Latency histogram bounds, in microseconds: 1 µs to 10 minutes, 3 significant digits.
@@ -276,95 +274,48 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 		P99: ms(h.ValueAtQuantile(99)), Max: ms(h.Max()), Mean: h.Mean() / 1000}
 }
 
-// Consume reads topic (the events topic) on brokers from its first offset, one reader per
-// partition, and calls observe (from several goroutines at once) with every submitted or
-// terminal event until ctx is done; it then returns nil once every reader has stopped.
-// An event that cannot be decoded is logged and skipped.
+// Consume reads topic (every partition, from the start) and calls observe with every
+// submitted or terminal event until ctx is done; it then returns nil. An event that
+// cannot be decoded is logged and skipped. It uses franz-go's consumer, which fetches
+// every partition of a broker in one request: like the generator, it stands in for a
+// system that would run elsewhere, and shares the measured process.
 func Consume(ctx context.Context, brokers []string, topic string, observe func(Event), log *slog.Logger) error {
-	parts, err := partitions(ctx, brokers, topic)
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// The broker gathers events for up to FetchMaxWait instead of answering each
+		// fetch with the few that arrived since the last one: at high rates, far fewer
+		// fetches. Latency is measured from the event's ts, so it does not change; a
+		// request's done time (the end of the run's duration) can be read up to
+		// FetchMaxWait late.
+		kgo.FetchMinBytes(64<<10),
+		kgo.FetchMaxWait(50*time.Millisecond),
+		kgo.FetchMaxBytes(16<<20),
+		kgo.AllowAutoTopicCreation(),
+	)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: consume %s: %w", topic, err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range parts {
-		g.Go(func() error {
-			// MinBytes makes the broker gather events for up to MaxWait instead of
-			// answering each fetch with the few that arrived since the last one: at high
-			// rates, far fewer fetches. Latency is measured from the event's ts, so it
-			// does not change; a request's done time (the end of the run's duration) can
-			// be read up to MaxWait late.
-			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: brokers, Topic: topic, Partition: p, MinBytes: 64 << 10, MaxBytes: 10 << 20,
-				MaxWait: 50 * time.Millisecond, QueueCapacity: 10000, StartOffset: kafka.FirstOffset,
-			})
-			defer r.Close()
-			for {
-				m, err := r.ReadMessage(gctx)
-				if err != nil {
-					if gctx.Err() != nil {
-						return nil
-					}
-					return fmt.Errorf("bench: read %s/%d: %w", topic, p, err)
-				}
-				if uninteresting(m.Value) {
-					continue
-				}
-				ev, err := DecodeEvent(m.Value)
-				if err != nil {
-					log.Warn("bench: undecodable event", "partition", p, "offset", m.Offset, "err", err)
-					continue
-				}
-				observe(ev)
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			log.Warn("bench: fetch failed", "topic", t, "partition", p, "err", err)
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			if uninteresting(r.Value) {
+				return
 			}
+			ev, err := DecodeEvent(r.Value)
+			if err != nil {
+				log.Warn("bench: undecodable event", "partition", r.Partition, "offset", r.Offset, "err", err)
+				return
+			}
+			observe(ev)
 		})
 	}
-	return g.Wait()
-}
-
-// partitions returns the partition ids of topic, retrying briefly while the topic is
-// being created.
-func partitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
-	var last error
-	for attempt := 0; attempt < 50; attempt++ {
-		ids, err := readPartitions(ctx, brokers, topic)
-		if err == nil && len(ids) > 0 {
-			return ids, nil
-		}
-		last = err
-		if last == nil {
-			last = errors.New("no partitions")
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("bench: partitions of %s: %w", topic, last)
-}
-
-func readPartitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
-	var d kafka.Dialer
-	var conn *kafka.Conn
-	var err error
-	for _, b := range brokers {
-		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ps, err := conn.ReadPartitions(topic)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]int, 0, len(ps))
-	for _, p := range ps {
-		if p.Topic == topic {
-			ids = append(ids, p.ID)
-		}
-	}
-	return ids, nil
 }
