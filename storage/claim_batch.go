@@ -152,7 +152,9 @@ func (db *DB) commitClaims(batch []*claimReq) {
 			}
 			if r.accepted != nil && !r.existed {
 				var err error
-				if arena, ents, err = setEvent(txn, arena, ents, r.id, r.seq, r.accepted, exp); err != nil {
+				// The claim holds the accepted event's seq: its history index (accepted
+				// is the first event of a request), one Badger entry fewer per request.
+				if arena, ents, err = setOutbox(txn, arena, ents, r.seq, r.accepted, exp); err != nil {
 					return err
 				}
 			}
@@ -186,18 +188,22 @@ func claimIn(txn *badger.Txn, r *claimReq, exp uint64) error {
 	ck := key1(pClaim, r.id)
 	item, err := txn.Get(ck)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(r.source)), uint64(r.at.UnixNano()))
-		return txn.SetEntry(&badger.Entry{Key: ck, Value: append(v, r.source...), ExpiresAt: exp})
+		var seq uint64
+		if r.accepted != nil {
+			seq = r.seq
+		}
+		return txn.SetEntry(&badger.Entry{Key: ck, Value: appendClaim(nil, r.at, seq, r.source), ExpiresAt: exp})
 	}
 	if err != nil {
 		return err
 	}
 	r.existed = true
 	err = item.Value(func(v []byte) error {
-		if len(v) < 8 {
+		at, _, source, ok := parseClaim(v)
+		if !ok {
 			return fmt.Errorf("%w: claim of %q", ErrCorrupt, r.id)
 		}
-		r.prev = dispatch.Claim{Source: string(v[8:]), At: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()}
+		r.prev = dispatch.Claim{Source: source, At: at}
 		return nil
 	})
 	if err != nil {
@@ -211,4 +217,32 @@ func claimIn(txn *badger.Txn, r *claimReq, exp uint64) error {
 		return err
 	}
 	return item.Value(func(v []byte) error { r.prev.Terminal = dispatch.Status(v); return nil })
+}
+
+// claimV2 marks a claim value that holds the seq of its accepted event. A claim of an
+// earlier data dir starts with its time (positive unix nanoseconds, so below 0x80).
+const claimV2 = 0xC2
+
+// appendClaim appends a claim value: claimV2, at(8), the accepted event's outbox seq(8)
+// (0: none written with the claim), source.
+func appendClaim(b []byte, at time.Time, seq uint64, source string) []byte {
+	b = append(b, claimV2)
+	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return append(b, source...)
+}
+
+// parseClaim reads a claim value of either format; seq is 0 in the earlier one (whose
+// accepted event, if any, has a history index entry of its own).
+func parseClaim(v []byte) (at time.Time, seq uint64, source string, ok bool) {
+	if len(v) > 0 && v[0] == claimV2 {
+		if len(v) < 17 {
+			return time.Time{}, 0, "", false
+		}
+		return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:]))).UTC(), binary.BigEndian.Uint64(v[9:]), string(v[17:]), true
+	}
+	if len(v) < 8 {
+		return time.Time{}, 0, "", false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(), 0, string(v[8:]), true
 }

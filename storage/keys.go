@@ -11,9 +11,9 @@ import (
 // nanoseconds since 1970, so keys sort in time order.
 const (
 	pOptOut     = 'O' // O tenant channel(1) address           -> ts(8) source (below every other prefix: migrate.go)
-	pClaim      = 'c' // c id                                  -> at(8) source
+	pClaim      = 'c' // c id                                  -> 0xC2 at(8) acceptedSeq(8) source (earlier: at(8) source)
 	pTerminal   = 't' // t id                                  -> status
-	pHistory    = 'h' // h id seq(8)                           -> nil (the event is x seq)
+	pHistory    = 'h' // h id seq(8)                           -> nil (the event is x seq; accepted's seq is in the claim)
 	pReceiptID  = 'r' // r connection smscid                   -> part(2) requestID
 	pSubmission = 's' // s requestID                           -> submission JSON
 	pQueue      = 'q' // q offer(8) id                         -> nil

@@ -86,6 +86,45 @@ func (db *DB) History(id string) ([]dispatch.Event, error) {
 	defer db.release()
 	var out []dispatch.Event
 	err := db.bdb.View(func(txn *badger.Txn) error {
+		// The event at outbox seq, if it has not expired.
+		event := func(seq uint64) error {
+			item, err := txn.Get(outboxKey(seq))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return nil // expired
+			}
+			if err != nil {
+				return err
+			}
+			var e dispatch.Event
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return fmt.Errorf("%w: history of %q: %v", ErrCorrupt, id, err)
+			}
+			out = append(out, e)
+			return nil
+		}
+		// A claim made with its accepted event holds that event's seq: the first of
+		// the history (the others are indexed under h id).
+		item, err := txn.Get(key1(pClaim, id))
+		switch {
+		case err == nil:
+			var seq uint64
+			if err := item.Value(func(v []byte) error {
+				var ok bool
+				if _, seq, _, ok = parseClaim(v); !ok {
+					return fmt.Errorf("%w: claim of %q", ErrCorrupt, id)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if seq != 0 {
+				if err := event(seq); err != nil {
+					return err
+				}
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
 		io := badger.DefaultIteratorOptions
 		io.Prefix = appendLP([]byte{pHistory}, id)
 		io.PrefetchValues = false
@@ -96,26 +135,17 @@ func (db *DB) History(id string) ([]dispatch.Event, error) {
 			if len(k) != len(io.Prefix)+8 {
 				continue
 			}
-			var e dispatch.Event
-			decode := func(v []byte) error { return json.Unmarshal(v, &e) }
 			if it.Item().ValueSize() > 0 { // an earlier data dir kept the event here
-				if err := it.Item().Value(decode); err != nil {
+				var e dispatch.Event
+				if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
 					return fmt.Errorf("%w: history of %q: %v", ErrCorrupt, id, err)
 				}
 				out = append(out, e)
 				continue
 			}
-			item, err := txn.Get(outboxKey(binary.BigEndian.Uint64(k[len(k)-8:])))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue // expired
-			}
-			if err != nil {
+			if err := event(binary.BigEndian.Uint64(k[len(k)-8:])); err != nil {
 				return err
 			}
-			if err := item.Value(decode); err != nil {
-				return fmt.Errorf("%w: history of %q: %v", ErrCorrupt, id, err)
-			}
-			out = append(out, e)
 		}
 		return nil
 	})

@@ -339,16 +339,22 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64, f
 // with their keys in arena and their entries in ents (Badger keeps both until the
 // commit).
 func setEvent(txn *badger.Txn, arena []byte, ents []badger.Entry, id string, seq uint64, val []byte, exp uint64) ([]byte, []badger.Entry, error) {
-	start := len(arena)
-	arena = binary.BigEndian.AppendUint64(append(arena, pOutbox), seq)
-	ok := arena[start:len(arena):len(arena)]
-	start = len(arena)
-	arena = binary.BigEndian.AppendUint64(appendLP(append(arena, pHistory), id), seq)
-	hk := arena[start:len(arena):len(arena)]
-	ents = append(ents, badger.Entry{Key: ok, Value: val, ExpiresAt: exp}, badger.Entry{Key: hk, ExpiresAt: exp})
-	if err := txn.SetEntry(&ents[len(ents)-2]); err != nil {
+	arena, ents, err := setOutbox(txn, arena, ents, seq, val, exp)
+	if err != nil {
 		return arena, ents, err
 	}
+	start := len(arena)
+	arena = binary.BigEndian.AppendUint64(appendLP(append(arena, pHistory), id), seq)
+	ents = append(ents, badger.Entry{Key: arena[start:len(arena):len(arena)], ExpiresAt: exp})
+	return arena, ents, txn.SetEntry(&ents[len(ents)-1])
+}
+
+// setOutbox sets the outbox entry x seq -> val alone (setEvent's first half): for an
+// event whose history index is elsewhere (an accepted event's is its claim).
+func setOutbox(txn *badger.Txn, arena []byte, ents []badger.Entry, seq uint64, val []byte, exp uint64) ([]byte, []badger.Entry, error) {
+	start := len(arena)
+	arena = binary.BigEndian.AppendUint64(append(arena, pOutbox), seq)
+	ents = append(ents, badger.Entry{Key: arena[start:len(arena):len(arena)], Value: val, ExpiresAt: exp})
 	return arena, ents, txn.SetEntry(&ents[len(ents)-1])
 }
 

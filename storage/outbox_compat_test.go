@@ -87,3 +87,58 @@ func TestOutboxOfAnEarlierDataDir(t *testing.T) {
 		t.Fatalf("Outbox after publishing = %v, %v", offered, err)
 	}
 }
+
+// TestClaimOfAnEarlierDataDir guarantees that a claim written before claims held their
+// accepted event's seq (at(8) source, accepted indexed under h id) is still read: the
+// duplicate check sees its source and time, and the history has its accepted event once.
+func TestClaimOfAnEarlierDataDir(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	acc := dispatch.Event{ID: "r1", Tenant: "default", Status: dispatch.StatusAccepted, TS: at}
+	err = db.bdb.Update(func(txn *badger.Txn) error {
+		v := append(binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())), "sendcore.requests/2/17"...)
+		if err := txn.Set(key1(pClaim, "r1"), v); err != nil {
+			return err
+		}
+		ev, err := json.Marshal(&acc)
+		if err != nil {
+			return err
+		}
+		if err := txn.Set(outboxKey(500), ev); err != nil {
+			return err
+		}
+		return txn.Set(binary.BigEndian.AppendUint64(appendLP([]byte{pHistory}, "r1"), 500), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, Options{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	prev, existed, seq, err := db.ClaimAccepted("r1", "sendcore.requests/5/3", at.Add(time.Hour), dispatch.Event{ID: "r1", Status: dispatch.StatusAccepted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !existed || seq != 0 || prev.Source != "sendcore.requests/2/17" || !prev.At.Equal(at) {
+		t.Fatalf("ClaimAccepted over an earlier claim = %+v, existed %v, seq %d; want the earlier claim", prev, existed, seq)
+	}
+	if err := db.Append([]dispatch.Event{{ID: "r1", Status: dispatch.StatusSubmitted, TS: at.Add(time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := db.History("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 2 || h[0].Status != dispatch.StatusAccepted || h[1].Status != dispatch.StatusSubmitted {
+		t.Fatalf("History = %+v; want accepted (once), then submitted", h)
+	}
+}
