@@ -39,11 +39,13 @@ type pending struct {
 	ev   Event
 	then func() // after ev is durable in the ledger; nil for none
 	seq  uint64 // ev's outbox seq when it is durable already (ClaimAccepted); 0: to append
+	raw  []byte // ev's JSON as the ledger stored it, when known
 }
 
 type batch struct {
 	events []Event
 	seqs   []uint64 // outbox sequence number of events[i]
+	raws   [][]byte // events[i]'s JSON as the ledger stored it; nil: not known (encode)
 	thens  []func()
 }
 
@@ -72,9 +74,12 @@ func newEmitter(ledger Ledger, sink EventSink, batchMax int, log *slog.Logger, m
 func (e *emitter) emit(ev Event, then func()) bool { return e.queue(pending{ev: ev, then: then}) }
 
 // emitDurable queues ev, which is durable in the ledger already with outbox seq (written
-// by Ledger.ClaimAccepted), for the events topic, in emission order with the others. It
-// returns false once the emitter is closed (the outbox still has ev).
-func (e *emitter) emitDurable(ev Event, seq uint64) bool { return e.queue(pending{ev: ev, seq: seq}) }
+// by Ledger.ClaimAccepted, which stored raw when known), for the events topic, in emission
+// order with the others. It returns false once the emitter is closed (the outbox still
+// has ev).
+func (e *emitter) emitDurable(ev Event, seq uint64, raw []byte) bool {
+	return e.queue(pending{ev: ev, seq: seq, raw: raw})
+}
 
 func (e *emitter) queue(p pending) bool {
 	e.mu.RLock()
@@ -173,10 +178,11 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 		if !ok {
 			return
 		}
-		b := batch{events: make([]Event, 0, 64), seqs: make([]uint64, 0, 64)}
+		b := batch{events: make([]Event, 0, 64), seqs: make([]uint64, 0, 64), raws: make([][]byte, 0, 64)}
 		add := func(p pending) {
 			b.events = append(b.events, p.ev)
 			b.seqs = append(b.seqs, p.seq)
+			b.raws = append(b.raws, p.raw)
 			if p.then != nil {
 				b.thens = append(b.thens, p.then)
 			}
@@ -204,13 +210,25 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 		if len(toAppend) > 0 {
 			start := time.Now()
 			var seqs []uint64
-			if !retry(ctx, e.log, "ledger append", func() (err error) { seqs, err = e.ledger.AppendSeqs(toAppend); return err }, e.m.ledgerRetries.Inc) {
+			var raws [][]byte
+			appendSeqs := func() (err error) {
+				if enc, ok := e.ledger.(EncodingLedger); ok {
+					seqs, raws, err = enc.AppendSeqsJSON(toAppend)
+					return err
+				}
+				seqs, err = e.ledger.AppendSeqs(toAppend)
+				return err
+			}
+			if !retry(ctx, e.log, "ledger append", appendSeqs, e.m.ledgerRetries.Inc) {
 				e.m.eventWriteFailures.Add(float64(len(toAppend)))
 				continue
 			}
 			e.m.observeStage("ledger_append", time.Since(start).Seconds())
 			for k, i := range at {
 				b.seqs[i] = seqs[k]
+				if raws != nil {
+					b.raws[i] = raws[k]
+				}
 			}
 			clear(toAppend) // drop references to the events' maps
 		}
@@ -226,10 +244,10 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 				continue
 			}
 			e.m.event(b.events[i].Status)
-			b.events[k], b.seqs[k] = b.events[i], b.seqs[i]
+			b.events[k], b.seqs[k], b.raws[k] = b.events[i], b.seqs[i], b.raws[i]
 			k++
 		}
-		b.events, b.seqs = b.events[:k], b.seqs[:k]
+		b.events, b.seqs, b.raws = b.events[:k], b.seqs[:k], b.raws[:k]
 		if k > 0 {
 			e.out <- b
 		}
@@ -252,6 +270,7 @@ func (e *emitter) writeStage(ctx context.Context) {
 		}
 	}
 	async, _ := e.sink.(AsyncEventSink)
+	encoded, _ := e.sink.(EncodedEventSink)
 	sem := make(chan struct{}, maxAsyncBatches)
 	var inflight sync.WaitGroup
 	for b := range e.out {
@@ -266,7 +285,11 @@ func (e *emitter) writeStage(ctx context.Context) {
 			}
 			inflight.Add(1)
 			start, seqs, n := time.Now(), b.seqs, len(b.events)
-			err := async.WriteEventsAsync(b.events, func(err error) {
+			write := async.WriteEventsAsync
+			if encoded != nil && b.raws != nil {
+				write = func(events []Event, done func(error)) error { return encoded.WriteEncodedAsync(events, b.raws, done) }
+			}
+			err := write(b.events, func(err error) {
 				defer inflight.Done()
 				<-sem
 				if err != nil {
@@ -292,7 +315,7 @@ func (e *emitter) writeStage(ctx context.Context) {
 					if !ok {
 						break more
 					}
-					b.events, b.seqs = append(b.events, nb.events...), append(b.seqs, nb.seqs...)
+					b.events, b.seqs, b.raws = append(b.events, nb.events...), append(b.seqs, nb.seqs...), nil
 				default:
 					break more
 				}

@@ -395,13 +395,18 @@ func (p *Pipeline) process(j *job) {
 		err      error
 		accepted Event
 		seq      uint64
+		raw      []byte // accepted's JSON as the ledger stored it, when it says
 	)
 	if j.p.bad == nil {
 		// A new claim and its accepted event in one durable write: a crash after it
 		// resumes without a second accepted, and nothing waits on a second commit.
 		accepted = j.event(StatusAccepted)
 		accepted.TS = t0.UTC()
-		prev, existed, seq, err = p.o.Ledger.ClaimAccepted(j.p.req.ID, j.rec.Source, t0, accepted)
+		if enc, ok := p.o.Ledger.(EncodingLedger); ok {
+			prev, existed, seq, raw, err = enc.ClaimAcceptedJSON(j.p.req.ID, j.rec.Source, t0, accepted)
+		} else {
+			prev, existed, seq, err = p.o.Ledger.ClaimAccepted(j.p.req.ID, j.rec.Source, t0, accepted)
+		}
 	} else {
 		prev, existed, err = p.o.Ledger.Claim(j.p.req.ID, j.rec.Source, t0)
 	}
@@ -455,7 +460,7 @@ func (p *Pipeline) process(j *job) {
 	case !existed:
 		// accepted is durable with the claim; it goes to the events topic in order,
 		// before anything this request emits later.
-		if !p.em.emitDurable(accepted, seq) {
+		if !p.em.emitDurable(accepted, seq, raw) {
 			p.abandon(j, "event stream closed", nil)
 			return
 		}

@@ -53,6 +53,15 @@ type AsyncEventSink interface {
 	WriteEventsAsync(events []Event, done func(error)) error
 }
 
+// EncodedEventSink is an AsyncEventSink that takes each event's JSON as already encoded
+// (by the ledger, which stored those bytes in its outbox): values[i] is events[i]'s
+// encoding, or nil to have the sink encode it. The pipeline uses it when the sink has it,
+// so that an event is encoded once and the topic gets exactly the bytes the outbox holds.
+type EncodedEventSink interface {
+	AsyncEventSink
+	WriteEncodedAsync(events []Event, values [][]byte, done func(error)) error
+}
+
 // DeadLetters writes rejected records to the DLQ topic (gateway/kafka).
 type DeadLetters interface {
 	// DeadLetter writes value unchanged with headers sendcore-error (reason),

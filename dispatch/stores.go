@@ -73,6 +73,19 @@ type Ledger interface {
 	Published(seqs []uint64) error
 }
 
+// EncodingLedger is a Ledger that also returns the JSON it stored for the events it
+// adds (the outbox's bytes). The pipeline uses it when the ledger has it, and hands those
+// bytes to an EncodedEventSink: one encoding per event instead of two.
+type EncodingLedger interface {
+	Ledger
+	// ClaimAcceptedJSON is ClaimAccepted that also returns accepted's JSON (the caller's
+	// copy) when it was written, nil otherwise.
+	ClaimAcceptedJSON(id, source string, at time.Time, accepted Event) (prev Claim, existed bool, seq uint64, value []byte, err error)
+	// AppendSeqsJSON is AppendSeqs that also returns each added event's JSON (the
+	// caller's; nil for an event not added).
+	AppendSeqsJSON(events []Event) (seqs []uint64, values [][]byte, err error)
+}
+
 // Submission is what the receipt correlation needs to know of one submitted SMS.
 type Submission struct {
 	RequestID  string

@@ -12,6 +12,8 @@ import (
 	"github.com/sendcore/sendcore/dispatch"
 )
 
+var _ dispatch.EncodingLedger = (*DB)(nil)
+
 func (db *DB) expiry() uint64 {
 	return uint64(db.opt.Clock().Add(db.opt.Retention).Unix())
 }
@@ -27,7 +29,7 @@ func checkID(field, id string) error {
 // returns the earlier claim (with its terminal status, if reached) and true. Claims expire
 // after Options.Retention. Durable when it returns.
 func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, error) {
-	prev, existed, _, err := db.claim(id, source, at, nil)
+	prev, existed, _, err := db.claim(id, source, at, nil, nil)
 	return prev, existed, err
 }
 
@@ -35,13 +37,32 @@ func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, erro
 // id) to the history and the outbox in the same transaction, and returns its outbox
 // seq; when the claim exists nothing is written and seq is 0.
 func (db *DB) ClaimAccepted(id, source string, at time.Time, accepted dispatch.Event) (dispatch.Claim, bool, uint64, error) {
-	if accepted.ID != id {
-		return dispatch.Claim{}, false, 0, fmt.Errorf("%w: accepted.id: %q is not the claimed id %q", ErrInvalid, accepted.ID, id)
-	}
-	return db.claim(id, source, at, &accepted)
+	prev, existed, seq, _, err := db.claimAccepted(id, source, at, accepted, false)
+	return prev, existed, seq, err
 }
 
-func (db *DB) claim(id, source string, at time.Time, accepted *dispatch.Event) (dispatch.Claim, bool, uint64, error) {
+// ClaimAcceptedJSON is ClaimAccepted that also returns a copy of accepted's JSON as
+// stored when it was written (dispatch.EncodingLedger).
+func (db *DB) ClaimAcceptedJSON(id, source string, at time.Time, accepted dispatch.Event) (dispatch.Claim, bool, uint64, []byte, error) {
+	return db.claimAccepted(id, source, at, accepted, true)
+}
+
+func (db *DB) claimAccepted(id, source string, at time.Time, accepted dispatch.Event, wantJSON bool) (dispatch.Claim, bool, uint64, []byte, error) {
+	if accepted.ID != id {
+		return dispatch.Claim{}, false, 0, nil, fmt.Errorf("%w: accepted.id: %q is not the claimed id %q", ErrInvalid, accepted.ID, id)
+	}
+	var js []byte
+	prev, existed, seq, err := db.claim(id, source, at, &accepted, func(stored []byte) {
+		if wantJSON {
+			js = append([]byte(nil), stored...)
+		}
+	})
+	return prev, existed, seq, js, err
+}
+
+// claim claims id; with accepted, a new claim also writes it, and written gets its
+// JSON as stored (valid during the call only: the claim request's pooled buffer).
+func (db *DB) claim(id, source string, at time.Time, accepted *dispatch.Event, written func([]byte)) (dispatch.Claim, bool, uint64, error) {
 	if err := checkID("id", id); err != nil {
 		return dispatch.Claim{}, false, 0, err
 	}
@@ -65,6 +86,9 @@ func (db *DB) claim(id, source string, at time.Time, accepted *dispatch.Event) (
 	db.m.write("claim", time.Since(start).Seconds())
 	if r.err != nil {
 		return dispatch.Claim{}, false, 0, fmt.Errorf("storage: claim %q: %w", id, r.err)
+	}
+	if r.seq != 0 && written != nil {
+		written(r.accepted)
 	}
 	return r.prev, r.existed, r.seq, nil
 }

@@ -232,12 +232,19 @@ func (db *DB) seedSeq() error {
 // (stored, or earlier in the batch) is not added: its seq is 0. duplicate never marks an
 // id terminal. Records expire after Options.Retention.
 func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
+	seqs, _, err := db.AppendSeqsJSON(events)
+	return seqs, err
+}
+
+// AppendSeqsJSON is AppendSeqs that also returns each added event's JSON as stored (nil
+// for one not added): dispatch.EncodingLedger. The slices are the caller's.
+func (db *DB) AppendSeqsJSON(events []dispatch.Event) ([]uint64, [][]byte, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	for i := range events {
 		if err := checkID("event.id", events[i].ID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// One buffer holds every value: Badger keeps the slices until the commit, and an
@@ -248,12 +255,12 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 		start := len(buf)
 		var err error
 		if buf, err = dispatch.AppendEventJSON(buf, &events[i]); err != nil {
-			return nil, fmt.Errorf("%w: event %q: %v", ErrInvalid, events[i].ID, err)
+			return nil, nil, fmt.Errorf("%w: event %q: %v", ErrInvalid, events[i].ID, err)
 		}
 		vals[i] = buf[start:len(buf):len(buf)]
 	}
 	if err := db.acquire(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer db.release()
 	start := time.Now()
@@ -265,9 +272,14 @@ func (db *DB) AppendSeqs(events []dispatch.Event) ([]uint64, error) {
 	db.releaseSeqs(first, len(events), func(i int) bool { return seqs[i] != 0 })
 	db.m.write("append", time.Since(start).Seconds())
 	if err != nil {
-		return nil, fmt.Errorf("storage: append events: %w", err)
+		return nil, nil, fmt.Errorf("storage: append events: %w", err)
 	}
-	return seqs, nil
+	for i := range vals {
+		if seqs[i] == 0 {
+			vals[i] = nil
+		}
+	}
+	return seqs, vals, nil
 }
 
 // appendTxn commits events in one transaction (halves when too big); events[i] gets seq

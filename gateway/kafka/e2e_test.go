@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -497,4 +498,51 @@ func TestPoisonRecordsNeverStopAPartition(t *testing.T) {
 func promCounter(t testing.TB, s *stack, name, outcome string) float64 {
 	t.Helper()
 	return s.counter(name, outcome)
+}
+
+// TestWriteEncodedAsyncWritesTheGivenBytes guarantees that an event handed over with its
+// JSON (the outbox's bytes) reaches the events topic as exactly those bytes, that one
+// without is encoded, and that values not matching the events are refused unqueued.
+func TestWriteEncodedAsyncWritesTheGivenBytes(t *testing.T) {
+	cfg := testConfig()
+	broker := startBroker(t, cfg)
+	client, err := kafka.NewClient(cfg, broker.Addrs(), "node-1", slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ts := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	evs := []dispatch.Event{
+		{ID: "enc-1", Tenant: "t", Status: dispatch.StatusAccepted, TS: ts},
+		{ID: "enc-2", Tenant: "t", Status: dispatch.StatusSubmitted, TS: ts},
+	}
+	// Not what the encoder makes (spacing): the topic must carry these very bytes.
+	given := []byte(`{"id": "enc-1", "tenant": "t", "status": "accepted"}`)
+	if err := client.WriteEncodedAsync(evs, [][]byte{given}, func(error) { t.Error("done called for a refused call") }); err == nil {
+		t.Fatal("1 value for 2 events: no error")
+	}
+	done := make(chan error, 1)
+	if err := client.WriteEncodedAsync(evs, [][]byte{given, nil}, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("write not acknowledged")
+	}
+	want2, err := dispatch.AppendEventJSON(nil, &evs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := collect(t, broker.Addrs(), cfg.EventsTopic)
+	waitUntil(t, 20*time.Second, "both events on the topic", func() bool { return len(c.snapshot()) >= 2 })
+	for _, m := range c.snapshot() {
+		want := map[string][]byte{"enc-1": given, "enc-2": want2}[string(m.Key)]
+		if !bytes.Equal(m.Value, want) {
+			t.Errorf("event %s on the topic = %s, want %s", m.Key, m.Value, want)
+		}
+	}
 }

@@ -25,9 +25,9 @@ const (
 )
 
 var (
-	_ dispatch.EventSink       = (*Client)(nil)
-	_ dispatch.DeadLetters     = (*Client)(nil)
-	_ dispatch.OptOutPublisher = (*Client)(nil)
+	_ dispatch.EncodedEventSink = (*Client)(nil)
+	_ dispatch.DeadLetters      = (*Client)(nil)
+	_ dispatch.OptOutPublisher  = (*Client)(nil)
 )
 
 // WriteEvents implements dispatch.EventSink: one record per event on the events topic,
@@ -60,6 +60,16 @@ func (c *Client) WriteEvents(ctx context.Context, events []dispatch.Event) error
 // An error return (an event that cannot be encoded, a closed client) means nothing was
 // queued and done is never called. events is not retained after the call.
 func (c *Client) WriteEventsAsync(events []dispatch.Event, done func(error)) error {
+	return c.WriteEncodedAsync(events, nil, done)
+}
+
+// WriteEncodedAsync is WriteEventsAsync with each event's JSON already encoded (the
+// outbox's bytes): values[i] is the value of events[i], or nil to encode it here; values
+// may be nil. It implements dispatch.EncodedEventSink. values is retained until done.
+func (c *Client) WriteEncodedAsync(events []dispatch.Event, values [][]byte, done func(error)) error {
+	if values != nil && len(values) != len(events) {
+		return fmt.Errorf("kafka: write %s: %d values for %d events", c.cfg.EventsTopic, len(values), len(events))
+	}
 	if len(events) == 0 {
 		done(nil)
 		return nil
@@ -69,12 +79,23 @@ func (c *Client) WriteEventsAsync(events []dispatch.Event, done func(error)) err
 	call.left.Store(int32(len(events)))
 	// One buffer holds every key and value of the call: kafka-go keeps the slices until
 	// the batch is written, and an append that grows buf leaves earlier ones intact.
-	buf := make([]byte, 0, 320*len(events))
+	size := 0
+	for i := range events {
+		size += len(events[i].ID)
+		if values == nil || values[i] == nil {
+			size += 320
+		}
+	}
+	buf := make([]byte, 0, size)
 	for i := range events {
 		e := &events[i]
 		start := len(buf)
 		buf = append(buf, e.ID...)
 		key := buf[start:len(buf):len(buf)]
+		if values != nil && values[i] != nil {
+			msgs[i] = kgo.Message{Key: key, Value: values[i], WriterData: call}
+			continue
+		}
 		start = len(buf)
 		var err error
 		buf, err = dispatch.AppendEventJSON(buf, e)
