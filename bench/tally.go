@@ -64,6 +64,16 @@ func NewTally(prefix string, receipts bool) *Tally {
 	}
 }
 
+// Expect sizes the Tally for about n requests, so that recording them does not grow
+// (rehash) its index while the run is measured. Call it before the first Observe.
+func (t *Tally) Expect(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.ids) == 0 && n > 0 {
+		t.ids = make(map[string]*idState, n)
+	}
+}
+
 // Observe records one event. Events of other ids, and statuses that are neither
 // submitted nor terminal, are ignored.
 func (t *Tally) Observe(ev Event) {

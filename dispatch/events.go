@@ -178,7 +178,10 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 		if !ok {
 			return
 		}
-		b := batch{events: make([]Event, 0, 64), seqs: make([]uint64, 0, 64), raws: make([][]byte, 0, 64)}
+		// Sized for what is queued: growing a slice of Events (a few hundred bytes each)
+		// by doubling was the emitter's largest allocation.
+		n := min(len(e.in)+1, e.batchMax)
+		b := batch{events: make([]Event, 0, n), seqs: make([]uint64, 0, n), raws: make([][]byte, 0, n)}
 		add := func(p pending) {
 			b.events = append(b.events, p.ev)
 			b.seqs = append(b.seqs, p.seq)

@@ -270,6 +270,7 @@ type job struct {
 	resumed  bool
 	conn     int // chosen SMS connection or trunk
 	cands    []int
+	candBuf  [4]int // cands' storage for up to 4 routes: no allocation per request
 	pool     string
 	msg      segment.Message
 	sms      SMS

@@ -11,7 +11,7 @@ import (
 
 // smsRoute runs route → sender → segment → limits → submit for an SMS job.
 func (p *Pipeline) smsRoute(j *job) {
-	j.cands = p.smsRouter.candidates(j.cands[:0], j.p.to)
+	j.cands = p.smsRouter.candidates(j.candBuf[:0], j.p.to)
 	if len(j.cands) == 0 {
 		ev := j.event(StatusRejected)
 		ev.Reason, ev.Detail = ReasonNoRoute, fmt.Sprintf("to: no SMS connection routes %q", j.p.to)

@@ -16,7 +16,7 @@ const (
 // bounded by the trunk's MaxCalls; a retryable failure fails over to the next ready
 // trunk of the route.
 func (p *Pipeline) voice(j *job) {
-	j.cands = p.voiceRouter.candidates(j.cands[:0], j.p.to)
+	j.cands = p.voiceRouter.candidates(j.candBuf[:0], j.p.to)
 	if len(j.cands) == 0 {
 		ev := j.event(StatusRejected)
 		ev.Reason, ev.Detail = ReasonNoRoute, fmt.Sprintf("to: no SIP trunk routes %q", j.p.to)

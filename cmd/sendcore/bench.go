@@ -267,6 +267,7 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 
 	runID := "b" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	tally := bench.NewTally(runID+"-", f.receipts)
+	tally.Expect(max(f.requests, int(f.rate*f.duration.Seconds())))
 	warm := bench.NewTally(runID+"w-", f.receipts)
 	cctx, stopConsume := context.WithCancel(ctx)
 	consumed := make(chan error, 1)
