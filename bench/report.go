@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,6 +46,11 @@ type Report struct {
 	ProduceS   float64          `json:"produce_s"` // time spent producing
 	ByKind     map[string]int64 `json:"by_kind"`   // produced requests per kind
 	Receipts   int64            `json:"receipts"`
+	// Stages is the gateway's latency per pipeline stage over the run (from its metrics;
+	// empty with an external gateway): where produce → submit_sm_resp goes. "wait" is
+	// from the request's produce timestamp until a worker takes it (the broker, the
+	// consumer and the worker's queue).
+	Stages map[string]StageLatency `json:"stages,omitempty"`
 	// ExtraTerminals counts terminal events beyond an id's first (should be 0).
 	ExtraTerminals int64     `json:"extra_terminals"`
 	Started        time.Time `json:"started"`
@@ -159,6 +165,18 @@ func (r Report) WriteTable(w io.Writer) error {
 	p("throughput\t%.0f requests/s\t%.0f segments/s", r.RequestsPerS, r.SegmentsPerS)
 	p("latency (produce → submit_sm_resp)\tp50 %.2f ms\tp90 %.2f ms\tp99 %.2f ms\tmax %.2f ms\t(n=%d)",
 		r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max, r.LatencyMS.Count)
+	if len(r.Stages) > 0 {
+		parts := make([]string, 0, len(r.Stages))
+		for _, st := range sortedStages(r.Stages) {
+			l := r.Stages[st]
+			over := ""
+			if l.Over {
+				over = "+"
+			}
+			parts = append(parts, fmt.Sprintf("%s %s/%s%s", st, fmtMS(l.P50MS), fmtMS(l.P99MS), over))
+		}
+		p("stages (p50/p99 ms, at most)\t%s", strings.Join(parts, "  "))
+	}
 	p("cpu\t%.2f s\t(%.2f cores)", r.CPUS, r.CPUS/max(r.DurationS, 1e-9))
 	p("peak rss\t%.1f MiB", float64(r.PeakRSSBytes)/(1<<20))
 	p("outcomes\t%s", joinCounts(r.Outcomes))
@@ -189,4 +207,17 @@ func joinCounts[V int | int64](m map[string]V) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// fmtMS formats milliseconds with three significant digits at most, without exponents.
+func fmtMS(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case v >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
 }

@@ -71,8 +71,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"connection", "encoding"}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sendcore_dispatch_stage_seconds",
-			Help:    "Latency of pipeline stages.",
-			Buckets: prometheus.ExponentialBuckets(0.00002, 3, 12),
+			Help:    "Latency of pipeline stages; wait is from the record's produce timestamp until a worker takes it.",
+			Buckets: prometheus.ExponentialBuckets(0.00002, 2, 18), // 20 µs to 2.6 s
 		}, []string{"stage"}),
 		e2e: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sendcore_dispatch_produce_to_submit_seconds",

@@ -380,6 +380,10 @@ func (p *Pipeline) process(j *job) {
 		p.resumeHeld(j)
 		return
 	}
+	if !j.rec.Time.IsZero() {
+		// The broker, the consumer and this worker's queue (on the producer's clock).
+		p.m.observeStage("wait", max(start.Sub(j.rec.Time), 0).Seconds())
+	}
 	j.p = parseRequest(j.value, p.cfg.MaxRequestBytes, p.cfg.SmartEncoding, p.count)
 	p.m.observeStage("parse", p.now().Sub(start).Seconds())
 	j.fillTemplate(p.o.Node)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"os"
@@ -333,6 +334,7 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 		close(progressDone)
 	}
 	before := bench.SampleUsage()
+	stagesBefore := bench.SampleStages(stackMetrics(stack))
 	genErr := gen.Run(ctx)
 	var waitErr error
 	if genErr == nil {
@@ -341,6 +343,7 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 		cancel()
 	}
 	after := bench.SampleUsage()
+	stagesAfter := bench.SampleStages(stackMetrics(stack))
 	if err := stopProfiles(); err != nil {
 		fmt.Fprintln(io.err, "sendcore bench: profile:", err)
 	}
@@ -350,6 +353,7 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 		return bench.Report{}, genErr
 	}
 	r := bench.BuildReport(gen.Stats(), tally.Snapshot(), before, after, set)
+	r.Stages = bench.Stages(stagesBefore, stagesAfter)
 	if waitErr != nil && ctx.Err() != nil {
 		return r, ctx.Err()
 	}
@@ -530,4 +534,12 @@ func startProfiles(f benchFlags) (func() error, error) {
 		}
 		return errors.Join(errs...)
 	}, nil
+}
+
+// stackMetrics is the gateway's metrics registry (nil without a gateway).
+func stackMetrics(s *harness.Stack) prometheus.Gatherer {
+	if s.Gateway == nil {
+		return nil
+	}
+	return s.Gateway.Registry()
 }

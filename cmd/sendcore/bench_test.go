@@ -59,6 +59,10 @@ func TestBenchSmallReport(t *testing.T) {
 		Outcomes     map[string]int     `json:"outcomes"`
 		Settings     map[string]string  `json:"settings"`
 		ByKind       map[string]int     `json:"by_kind"`
+		Stages       map[string]struct {
+			Count int64   `json:"count"`
+			P99MS float64 `json:"p99_ms"`
+		} `json:"stages"`
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatal(err)
@@ -87,7 +91,13 @@ func TestBenchSmallReport(t *testing.T) {
 			t.Errorf("settings[%s] = %q, want %q", k, r.Settings[k], v)
 		}
 	}
-	for _, want := range []string{"requests/s", "segments/s", "p99", "outcomes"} {
+	// Every measured request was waited for, parsed and claimed once (warm-up excluded).
+	for _, st := range []string{"wait", "parse", "claim"} {
+		if c := r.Stages[st]; c.Count != 300 || c.P99MS <= 0 {
+			t.Errorf("stage %s = %+v, want 300 observations with a p99", st, c)
+		}
+	}
+	for _, want := range []string{"requests/s", "segments/s", "p99", "outcomes", "stages"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
