@@ -22,15 +22,19 @@ type Config struct {
 
 	// ReplicationFactor of the topics created on an external cluster.
 	ReplicationFactor int `yaml:"replication_factor"`
-	// QueueCapacity and MaxBytes size the consumer's fetch queue and fetch requests.
+	// QueueCapacity sized kafka-go Reader's fetch queue; the consumer no longer has one
+	// (MaxInFlight bounds what it holds). Accepted and ignored, so that configurations
+	// written for earlier versions still load.
 	QueueCapacity int `yaml:"queue_capacity"`
-	MaxBytes      int `yaml:"max_bytes"`
-	// MaxWait bounds how long a fetch waits for data (for MinBytes of it).
+	// MaxBytes bounds one fetch answer (all partitions of a broker), and each partition's
+	// share of it.
+	MaxBytes int `yaml:"max_bytes"`
+	// MaxWait bounds how long the broker holds a fetch while it has less than MinBytes.
 	MaxWait time.Duration `yaml:"max_wait"`
-	// MinBytes is how much data a fetch waits for, up to MaxWait, before the broker
-	// answers. 1 (the default) answers as soon as there is a record: the lowest latency,
-	// and at high rates the most fetch round trips. A few KiB with a MaxWait of a few
-	// milliseconds trades that much latency for far fewer round trips.
+	// MinBytes is how much data, over all the partitions of one fetch, the broker waits
+	// for (up to MaxWait) before it answers. 1 (the default) answers as soon as there is
+	// a record: the lowest latency. A few KiB with a MaxWait of a few milliseconds trades
+	// up to that much latency for fewer fetch round trips at moderate rates.
 	MinBytes int `yaml:"min_bytes"`
 	// MaxInFlight bounds the records fetched and not yet finished: the consumer stops
 	// fetching when it is reached (back-pressure).
