@@ -258,9 +258,52 @@ func (f *fetcher) plan(ctx context.Context, states []*partState) ([][]*partState
 	return groups, nil
 }
 
+// fetched is one record decoded from a fetch answer, not delivered yet.
+type fetched struct {
+	part       int
+	lbl        string
+	off        int64
+	at         time.Time
+	key, value []byte
+}
+
 // fetchLoop fetches the partitions of one leader until ctx ends (nil) or their
-// leadership changes (errReplan). Other errors are retried with backoff.
+// leadership changes (errReplan); other errors are retried with backoff. The next fetch
+// is in flight while the records of the last one are delivered (as kafka-go's Reader
+// prefetches): one answer waits decoded at most, so memory stays within a few MaxBytes.
 func (f *fetcher) fetchLoop(ctx context.Context, group []*partState) error {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan []fetched, 1)
+	var ferr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(answers)
+		ferr = f.fetchAnswers(fctx, group, answers)
+	})
+	defer wg.Wait()
+	for recs := range answers {
+		for i := range recs {
+			r := &recs[i]
+			select {
+			case f.sem <- struct{}{}:
+			case <-ctx.Done():
+				cancel()
+				for range answers { // not delivered: fetched again by the partition's next owner
+				}
+				return nil
+			}
+			f.s.c.m.fetched.Inc()
+			f.hand(f.s.c.cfg.RequestsTopic, r.lbl, r.part, r.off, r.at, r.key, r.value)
+		}
+	}
+	wg.Wait()
+	return ferr
+}
+
+// fetchAnswers sends fetch requests for group and hands each answer's records to out,
+// in offset order per partition, until ctx ends (nil) or a leader changed (errReplan).
+func (f *fetcher) fetchAnswers(ctx context.Context, group []*partState, out chan<- []fetched) error {
 	cfg, m := f.s.c.cfg, f.s.c.m
 	topic := cfg.RequestsTopic
 	byID := make(map[int32]*partState, len(group))
@@ -276,13 +319,6 @@ func (f *fetcher) fetchLoop(ctx context.Context, group []*partState) error {
 	}
 	backoff := 10 * time.Millisecond
 	for ctx.Err() == nil {
-		// Back-pressure: wait for a free in-flight slot before asking for more.
-		select {
-		case f.sem <- struct{}{}:
-			<-f.sem
-		case <-ctx.Done():
-			return nil
-		}
 		for i, st := range group {
 			req.Topics[0].Partitions[i].FetchOffset = st.next
 		}
@@ -303,18 +339,29 @@ func (f *fetcher) fetchLoop(ctx context.Context, group []*partState) error {
 			continue
 		}
 		backoff = 10 * time.Millisecond
+		var recs []fetched
+		var replan error
 		for ti := range res.Topics {
 			t := &res.Topics[ti]
 			for pi := range t.Partitions {
 				p := &t.Partitions[pi]
-				st := byID[p.Partition]
-				if st == nil {
-					continue
-				}
-				if err := f.partition(ctx, topic, st, p); err != nil {
-					return err
+				if st := byID[p.Partition]; st != nil {
+					var err error
+					if recs, err = f.decode(recs, st, p); err != nil {
+						replan = err
+					}
 				}
 			}
+		}
+		if len(recs) > 0 {
+			select {
+			case out <- recs:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if replan != nil {
+			return replan
 		}
 	}
 	return nil
@@ -339,8 +386,10 @@ func (f *fetcher) roundTrip(ctx context.Context, req *fetchapi.Request) (*fetcha
 	return res, nil
 }
 
-// partition delivers the records of one partition's fetch answer, in offset order.
-func (f *fetcher) partition(ctx context.Context, topic string, st *partState, p *fetchapi.ResponsePartition) error {
+// decode appends the records of one partition's fetch answer to recs, in offset
+// order, and moves st past them. errReplan: the partition's leader changed, or its
+// offset fell below the log start (it then restarts at the first offset that exists).
+func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePartition) ([]fetched, error) {
 	m := f.s.c.m
 	lbl := f.label(st.id)
 	switch code := kgo.Error(p.ErrorCode); {
@@ -350,19 +399,19 @@ func (f *fetcher) partition(ctx context.Context, topic string, st *partState, p 
 		// that exists rather than skip unread ones.
 		f.s.c.log.Warn("fetch offset out of range; starting at the partition's first offset", "partition", st.id, "offset", st.next)
 		st.next = kgo.FirstOffset
-		return errReplan
+		return recs, errReplan
 	case code == kgo.NotLeaderForPartition || code == kgo.UnknownTopicOrPartition || code == kgo.LeaderNotAvailable || code == kgo.FencedLeaderEpoch:
-		return errReplan
+		return recs, errReplan
 	default:
 		m.fetchErrors.Inc()
 		f.s.c.log.Warn("fetch of a partition failed; retrying", "partition", st.id, "err", code)
-		return nil
+		return recs, nil
 	}
 	if p.HighWatermark > 0 {
 		m.lag.WithLabelValues(lbl).Set(float64(max(p.HighWatermark-st.next, 0)))
 	}
 	if p.RecordSet.Records == nil {
-		return nil
+		return recs, nil
 	}
 	for {
 		r, err := p.RecordSet.Records.ReadRecord()
@@ -371,7 +420,7 @@ func (f *fetcher) partition(ctx context.Context, topic string, st *partState, p 
 				m.fetchErrors.Inc()
 				f.s.c.log.Warn("reading fetched records failed; fetching again", "partition", st.id, "offset", st.next, "err", err)
 			}
-			return nil
+			return recs, nil
 		}
 		if r.Offset < st.next { // a batch starts before the offset asked for
 			continue
@@ -381,16 +430,10 @@ func (f *fetcher) partition(ctx context.Context, topic string, st *partState, p 
 		if err := errors.Join(err1, err2); err != nil {
 			m.fetchErrors.Inc()
 			f.s.c.log.Warn("reading a fetched record failed; fetching again", "partition", st.id, "offset", r.Offset, "err", err)
-			return nil
-		}
-		select {
-		case f.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil // not delivered: fetched again by whoever owns the partition next
+			return recs, nil
 		}
 		st.next = r.Offset + 1
-		m.fetched.Inc()
-		f.hand(topic, lbl, st.id, r.Offset, r.Time, key, value)
+		recs = append(recs, fetched{part: st.id, lbl: lbl, off: r.Offset, at: r.Time, key: key, value: value})
 	}
 }
 
