@@ -425,9 +425,8 @@ func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePart
 		if r.Offset < st.next { // a batch starts before the offset asked for
 			continue
 		}
-		key, err1 := protocol.ReadAll(r.Key)
-		value, err2 := protocol.ReadAll(r.Value)
-		if err := errors.Join(err1, err2); err != nil {
+		key, value, err := readKV(r)
+		if err != nil {
 			m.fetchErrors.Inc()
 			f.s.c.log.Warn("reading a fetched record failed; fetching again", "partition", st.id, "offset", r.Offset, "err", err)
 			return recs, nil
@@ -435,6 +434,31 @@ func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePart
 		st.next = r.Offset + 1
 		recs = append(recs, fetched{part: st.id, lbl: lbl, off: r.Offset, at: r.Time, key: key, value: value})
 	}
+}
+
+// readKV reads a record's key and value into one allocation (nil for an absent one).
+func readKV(r *protocol.Record) (key, value []byte, err error) {
+	kn, vn := 0, 0
+	if r.Key != nil {
+		kn = r.Key.Len()
+	}
+	if r.Value != nil {
+		vn = r.Value.Len()
+	}
+	buf := make([]byte, kn+vn)
+	if r.Key != nil {
+		key = buf[:kn:kn]
+		if _, err := io.ReadFull(r.Key, key); err != nil {
+			return nil, nil, err
+		}
+	}
+	if r.Value != nil {
+		value = buf[kn:]
+		if _, err := io.ReadFull(r.Value, value); err != nil {
+			return nil, nil, err
+		}
+	}
+	return key, value, nil
 }
 
 // hand tracks one record and delivers it; its slot is held until it is acknowledged.
