@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sendcore/sendcore/dispatch"
 	"github.com/sendcore/sendcore/gateway/kafka"
@@ -147,4 +148,65 @@ func TestGroupMembersShareAndHandOverPartitions(t *testing.T) {
 		t.Errorf("a member joining after commits was handed %d records finished before", n)
 	}
 	c.leave(t)
+}
+
+// TestSourceFetchesFromEveryLeader guarantees that on a cluster of several brokers, where
+// the partitions have different leaders, the consumer fetches each broker's partitions
+// from it (one fetch loop per leader) and delivers every record.
+func TestSourceFetchesFromEveryLeader(t *testing.T) {
+	cfg := testConfig()
+	cfg.Partitions = 6
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	leaders := map[int32]bool{}
+	for p := range int32(cfg.Partitions) {
+		leaders[cluster.LeaderFor(cfg.RequestsTopic, p)] = true
+	}
+	if len(leaders) < 2 {
+		t.Fatalf("partitions led by %d brokers; the test needs several", len(leaders))
+	}
+	var keys, vals []string
+	for i := range 300 {
+		keys, vals = append(keys, fmt.Sprintf("k-%d", i)), append(vals, fmt.Sprintf("v-%d", i))
+	}
+	bs := make([][]byte, len(vals))
+	for i, v := range vals {
+		bs[i] = []byte(v)
+	}
+	produce(t, brokers, cfg.RequestsTopic, keys, bs)
+
+	client, err := kafka.NewClient(cfg, brokers, "n", slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	drained := make(chan struct{})
+	done := make(chan error, 1)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	parts := map[string]bool{}
+	go func() {
+		done <- client.Source().Run(ctx, func(r dispatch.Record) {
+			mu.Lock()
+			seen[string(r.Value)] = true
+			parts[strings.Split(r.Source, "/")[1]] = true
+			mu.Unlock()
+			r.Ack()
+		}, drained)
+	}()
+	waitUntil(t, 30*time.Second, "every record from every partition", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == len(vals) && len(parts) == cfg.Partitions
+	})
+	cancel()
+	close(drained)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }
