@@ -78,10 +78,9 @@ func Stages(before, after StageCounts) map[string]StageLatency {
 		if n == 0 || len(a.bounds) == 0 {
 			continue
 		}
-		cum := make([]uint64, len(a.cum))
-		for i := range a.cum {
-			cum[i] = a.cum[i]
-			if i < len(b.cum) && slices.Equal(a.bounds, b.bounds) {
+		cum := slices.Clone(a.cum)
+		if slices.Equal(a.bounds, b.bounds) {
+			for i := range b.cum {
 				cum[i] -= b.cum[i]
 			}
 		}

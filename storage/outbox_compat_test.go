@@ -15,18 +15,13 @@ import (
 // format (h id seq -> event JSON, x seq -> history key) still has its history read and
 // its unpublished events offered after an upgrade, and that new events go after them.
 func TestOutboxOfAnEarlierDataDir(t *testing.T) {
-	dir := t.TempDir()
-	db, err := Open(dir, Options{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	old := []dispatch.Event{
 		{ID: "r1", Tenant: "default", Status: dispatch.StatusAccepted, TS: ts},
 		{ID: "r1", Tenant: "default", Status: dispatch.StatusSubmitted, TS: ts.Add(time.Second)},
 	}
 	seqs := []uint64{1000, 1001}
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	db := earlierDataDir(t, func(txn *badger.Txn) error {
 		for i, e := range old {
 			v, err := json.Marshal(&e)
 			if err != nil {
@@ -44,18 +39,6 @@ func TestOutboxOfAnEarlierDataDir(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err = Open(dir, Options{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	newSeqs, err := db.AppendSeqs([]dispatch.Event{{ID: "r1", Tenant: "default", Status: dispatch.StatusDelivered, TS: ts.Add(2 * time.Second)}})
 	if err != nil {
 		t.Fatal(err)
@@ -92,14 +75,9 @@ func TestOutboxOfAnEarlierDataDir(t *testing.T) {
 // accepted event's seq (at(8) source, accepted indexed under h id) is still read: the
 // duplicate check sees its source and time, and the history has its accepted event once.
 func TestClaimOfAnEarlierDataDir(t *testing.T) {
-	dir := t.TempDir()
-	db, err := Open(dir, Options{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	acc := dispatch.Event{ID: "r1", Tenant: "default", Status: dispatch.StatusAccepted, TS: at}
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	db := earlierDataDir(t, func(txn *badger.Txn) error {
 		v := append(binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())), "sendcore.requests/2/17"...)
 		if err := txn.Set(key1(pClaim, "r1"), v); err != nil {
 			return err
@@ -113,17 +91,6 @@ func TestClaimOfAnEarlierDataDir(t *testing.T) {
 		}
 		return txn.Set(binary.BigEndian.AppendUint64(appendLP([]byte{pHistory}, "r1"), 500), nil)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(dir, Options{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	prev, existed, seq, err := db.ClaimAccepted("r1", "sendcore.requests/5/3", at.Add(time.Hour), dispatch.Event{ID: "r1", Status: dispatch.StatusAccepted})
 	if err != nil {
 		t.Fatal(err)
@@ -141,4 +108,26 @@ func TestClaimOfAnEarlierDataDir(t *testing.T) {
 	if len(h) != 2 || h[0].Status != dispatch.StatusAccepted || h[1].Status != dispatch.StatusSubmitted {
 		t.Fatalf("History = %+v; want accepted (once), then submitted", h)
 	}
+}
+
+// earlierDataDir writes what an earlier version left in a data dir (write, straight into
+// Badger), then opens the dir as an upgrade would; the DB is closed at the test's end.
+func earlierDataDir(t *testing.T, write func(txn *badger.Txn) error) *DB {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := Open(dir, Options{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bdb.Update(write); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(dir, Options{}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -27,9 +27,9 @@ type member struct {
 	parts map[string]bool // partitions delivered from
 }
 
-func join(t *testing.T, cfg kafka.Config, broker *kafka.Broker) *member {
+func join(t *testing.T, cfg kafka.Config, brokers []string) *member {
 	t.Helper()
-	client, err := kafka.NewClient(cfg, broker.Addrs(), "n", slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	client, err := kafka.NewClient(cfg, brokers, "n", slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,12 +108,12 @@ func TestGroupMembersShareAndHandOverPartitions(t *testing.T) {
 	}
 
 	first := batch(0, 200)
-	a := join(t, cfg, broker)
+	a := join(t, cfg, broker.Addrs())
 	waitUntil(t, 30*time.Second, "the first member reads the first batch", func() bool {
 		n, _ := a.count(first)
 		return n == len(first)
 	})
-	b := join(t, cfg, broker)
+	b := join(t, cfg, broker.Addrs())
 	// The group rebalances at the first member's next heartbeat: produce until the
 	// second member is handed records.
 	var second []string
@@ -138,7 +138,7 @@ func TestGroupMembersShareAndHandOverPartitions(t *testing.T) {
 	b.leave(t)
 
 	// Everything was acknowledged and committed: a new member gets nothing old.
-	c := join(t, cfg, broker)
+	c := join(t, cfg, broker.Addrs())
 	fourth := batch(next+400, 50)
 	waitUntil(t, 60*time.Second, "a new member reads new records", func() bool {
 		n, _ := c.count(fourth)
@@ -179,34 +179,10 @@ func TestSourceFetchesFromEveryLeader(t *testing.T) {
 	}
 	produce(t, brokers, cfg.RequestsTopic, keys, bs)
 
-	client, err := kafka.NewClient(cfg, brokers, "n", slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	drained := make(chan struct{})
-	done := make(chan error, 1)
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	parts := map[string]bool{}
-	go func() {
-		done <- client.Source().Run(ctx, func(r dispatch.Record) {
-			mu.Lock()
-			seen[string(r.Value)] = true
-			parts[strings.Split(r.Source, "/")[1]] = true
-			mu.Unlock()
-			r.Ack()
-		}, drained)
-	}()
+	m := join(t, cfg, brokers)
 	waitUntil(t, 30*time.Second, "every record from every partition", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(seen) == len(vals) && len(parts) == cfg.Partitions
+		n, parts := m.count(vals)
+		return n == len(vals) && parts == cfg.Partitions
 	})
-	cancel()
-	close(drained)
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	m.leave(t)
 }
