@@ -16,7 +16,7 @@ type encLedger struct{ *memStore }
 func marker(e Event) []byte { return []byte(fmt.Sprintf("ledger:%s:%s", e.ID, e.Status)) }
 
 func (l encLedger) ClaimAcceptedJSON(id, source string, at time.Time, accepted Event) (Claim, bool, uint64, []byte, error) {
-	prev, existed, seq, err := l.memStore.ClaimAccepted(id, source, at, accepted)
+	prev, existed, seq, err := l.ClaimAccepted(id, source, at, accepted)
 	if seq == 0 {
 		return prev, existed, seq, nil, err
 	}
@@ -24,7 +24,7 @@ func (l encLedger) ClaimAcceptedJSON(id, source string, at time.Time, accepted E
 }
 
 func (l encLedger) AppendSeqsJSON(evs []Event) ([]uint64, [][]byte, error) {
-	seqs, err := l.memStore.AppendSeqs(evs)
+	seqs, err := l.AppendSeqs(evs)
 	vals := make([][]byte, len(evs))
 	for i := range evs {
 		if seqs[i] != 0 {
