@@ -275,11 +275,14 @@ func (f *fetcher) fetchLoop(ctx context.Context, group []*partState) error {
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	answers := make(chan []fetched, 1)
+	// Delivered answers' slices go back to the fetching goroutine (growing a fresh one
+	// per answer was the consumer's largest allocation).
+	free := make(chan []fetched, 2)
 	var ferr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(answers)
-		ferr = f.fetchAnswers(fctx, group, answers)
+		ferr = f.fetchAnswers(fctx, group, answers, free)
 	})
 	defer wg.Wait()
 	for recs := range answers {
@@ -296,6 +299,11 @@ func (f *fetcher) fetchLoop(ctx context.Context, group []*partState) error {
 			f.s.c.m.fetched.Inc()
 			f.hand(f.s.c.cfg.RequestsTopic, r.lbl, r.part, r.off, r.at, r.key, r.value)
 		}
+		clear(recs) // the records' bytes belong to their jobs now
+		select {
+		case free <- recs[:0]:
+		default:
+		}
 	}
 	wg.Wait()
 	return ferr
@@ -303,7 +311,8 @@ func (f *fetcher) fetchLoop(ctx context.Context, group []*partState) error {
 
 // fetchAnswers sends fetch requests for group and hands each answer's records to out,
 // in offset order per partition, until ctx ends (nil) or a leader changed (errReplan).
-func (f *fetcher) fetchAnswers(ctx context.Context, group []*partState, out chan<- []fetched) error {
+// It decodes into slices from free when there are some.
+func (f *fetcher) fetchAnswers(ctx context.Context, group []*partState, out chan<- []fetched, free <-chan []fetched) error {
 	cfg, m := f.s.c.cfg, f.s.c.m
 	topic := cfg.RequestsTopic
 	byID := make(map[int32]*partState, len(group))
@@ -340,6 +349,10 @@ func (f *fetcher) fetchAnswers(ctx context.Context, group []*partState, out chan
 		}
 		backoff = 10 * time.Millisecond
 		var recs []fetched
+		select {
+		case recs = <-free:
+		default:
+		}
 		var replan error
 		for ti := range res.Topics {
 			t := &res.Topics[ti]
