@@ -186,3 +186,50 @@ func TestSourceFetchesFromEveryLeader(t *testing.T) {
 	})
 	m.leave(t)
 }
+
+// TestSourceStopsAtMaxInFlight guarantees the consumer's back-pressure: with records
+// delivered and not acknowledged up to kafka.max_in_flight it delivers no more, and it
+// goes on as they are acknowledged.
+func TestSourceStopsAtMaxInFlight(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxInFlight = 10
+	broker := startBroker(t, cfg)
+	var keys []string
+	var vals [][]byte
+	for i := range 100 {
+		keys, vals = append(keys, fmt.Sprintf("k-%d", i)), append(vals, []byte(fmt.Sprintf("v-%d", i)))
+	}
+	produce(t, broker.Addrs(), cfg.RequestsTopic, keys, vals)
+	client, err := kafka.NewClient(cfg, broker.Addrs(), "n", slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	acks := make(chan func(), 200)
+	ctx, cancel := context.WithCancel(context.Background())
+	drained := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- client.Source().Run(ctx, func(r dispatch.Record) { acks <- r.Ack }, drained)
+	}()
+	waitUntil(t, 30*time.Second, "max_in_flight records delivered", func() bool { return len(acks) >= cfg.MaxInFlight })
+	time.Sleep(300 * time.Millisecond) // several fetch rounds: nothing more may come
+	if n := len(acks); n != cfg.MaxInFlight {
+		t.Fatalf("%d records delivered unacknowledged, want at most %d", n, cfg.MaxInFlight)
+	}
+	got := 0
+	for got < len(vals) {
+		select {
+		case ack := <-acks:
+			ack()
+			got++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("stalled after %d records acknowledged", got)
+		}
+	}
+	cancel()
+	close(drained)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
