@@ -51,8 +51,7 @@ func (s *Source) Run(ctx context.Context, deliver func(dispatch.Record), drained
 	tp := &kgo.Transport{ClientID: "sendcore"}
 	defer tp.CloseIdleConnections()
 	f := &fetcher{s: s, tr: newTracker(), sem: make(chan struct{}, cfg.MaxInFlight), deliver: deliver,
-		cl:   &kgo.Client{Addr: kgo.TCP(s.c.brokers...), Transport: tp, Timeout: 10 * time.Second},
-		lbls: map[int]string{}}
+		cl: &kgo.Client{Addr: kgo.TCP(s.c.brokers...), Transport: tp, Timeout: 10 * time.Second}}
 
 	stopCommit := make(chan struct{})
 	var gens sync.WaitGroup
@@ -92,9 +91,6 @@ type fetcher struct {
 	tr      *tracker
 	sem     chan struct{} // a slot per record fetched and not finished
 	deliver func(dispatch.Record)
-
-	mu   sync.Mutex
-	lbls map[int]string // partition -> its label (metrics, record source)
 }
 
 // generation fetches parts until the generation ends (a rebalance) or the gateway shuts
@@ -155,7 +151,8 @@ var errReplan = errors.New("kafka: partition leadership changed")
 // partState is the fetch position of one assigned partition.
 type partState struct {
 	id   int
-	next int64 // next offset to fetch; < 0: to resolve (kgo.FirstOffset)
+	lbl  string // id in decimal: the metrics label and the records' source
+	next int64  // next offset to fetch; < 0: to resolve (kgo.FirstOffset)
 }
 
 // fetchAll fetches parts until ctx ends: one loop per leader broker, each sending one
@@ -163,7 +160,7 @@ type partState struct {
 func (f *fetcher) fetchAll(ctx context.Context, parts []kgo.PartitionAssignment) {
 	states := make([]*partState, len(parts))
 	for i, p := range parts {
-		states[i] = &partState{id: p.ID, next: p.Offset}
+		states[i] = &partState{id: p.ID, lbl: strconv.Itoa(p.ID), next: p.Offset}
 	}
 	backoff := 10 * time.Millisecond
 	for ctx.Err() == nil && len(states) > 0 {
@@ -297,7 +294,7 @@ func (f *fetcher) fetchLoop(ctx context.Context, group []*partState) error {
 				return nil
 			}
 			f.s.c.m.fetched.Inc()
-			f.hand(f.s.c.cfg.RequestsTopic, r.lbl, r.part, r.off, r.at, r.key, r.value)
+			f.hand(r)
 		}
 		clear(recs) // the records' bytes belong to their jobs now
 		select {
@@ -404,7 +401,6 @@ func (f *fetcher) roundTrip(ctx context.Context, req *fetchapi.Request) (*fetcha
 // offset fell below the log start (it then restarts at the first offset that exists).
 func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePartition) ([]fetched, error) {
 	m := f.s.c.m
-	lbl := f.label(st.id)
 	switch code := kgo.Error(p.ErrorCode); {
 	case p.ErrorCode == 0:
 	case code == kgo.OffsetOutOfRange:
@@ -421,7 +417,7 @@ func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePart
 		return recs, nil
 	}
 	if p.HighWatermark > 0 {
-		m.lag.WithLabelValues(lbl).Set(float64(max(p.HighWatermark-st.next, 0)))
+		m.lag.WithLabelValues(st.lbl).Set(float64(max(p.HighWatermark-st.next, 0)))
 	}
 	if p.RecordSet.Records == nil {
 		return recs, nil
@@ -445,7 +441,7 @@ func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePart
 			return recs, nil
 		}
 		st.next = r.Offset + 1
-		recs = append(recs, fetched{part: st.id, lbl: lbl, off: r.Offset, at: r.Time, key: key, value: value})
+		recs = append(recs, fetched{part: st.id, lbl: st.lbl, off: r.Offset, at: r.Time, key: key, value: value})
 	}
 }
 
@@ -475,8 +471,10 @@ func readKV(r *protocol.Record) (key, value []byte, err error) {
 }
 
 // hand tracks one record and delivers it; its slot is held until it is acknowledged.
-func (f *fetcher) hand(topic, lbl string, part int, off int64, at time.Time, key, value []byte) {
+// r's slice is reused once delivered, so the acknowledgement keeps copies of what it needs.
+func (f *fetcher) hand(r *fetched) {
 	m := f.s.c.m
+	part, off := r.part, r.off
 	var ack func()
 	switch f.tr.add(part, off) {
 	case addDuplicate:
@@ -498,23 +496,12 @@ func (f *fetcher) hand(topic, lbl string, part int, off int64, at time.Time, key
 	}
 	m.inflight.Set(float64(len(f.sem)))
 	f.deliver(dispatch.Record{
-		Key:    key,
-		Value:  value,
-		Source: topic + "/" + lbl + "/" + strconv.FormatInt(off, 10),
-		Time:   at,
+		Key:    r.key,
+		Value:  r.value,
+		Source: f.s.c.cfg.RequestsTopic + "/" + r.lbl + "/" + strconv.FormatInt(off, 10),
+		Time:   r.at,
 		Ack:    ack,
 	})
-}
-
-func (f *fetcher) label(part int) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l, ok := f.lbls[part]
-	if !ok {
-		l = strconv.Itoa(part)
-		f.lbls[part] = l
-	}
-	return l
 }
 
 // sleepCtx waits d and reports whether ctx is still live.
