@@ -21,11 +21,12 @@ import (
 // it): the recovery walk relies on every outbox entry it sees being from an earlier run.
 // Events already durable (emitDurable) pass the ledger stage without a write, in order.
 type emitter struct {
-	ledger   Ledger
-	sink     EventSink // nil: ledger only
-	log      *slog.Logger
-	m        *metrics
-	batchMax int
+	ledger    Ledger
+	encLedger EncodingLedger // ledger, when it returns the JSON it stores; else nil
+	sink      EventSink      // nil: ledger only
+	log       *slog.Logger
+	m         *metrics
+	batchMax  int
 
 	mu        sync.RWMutex
 	closed    bool
@@ -58,8 +59,9 @@ const publishedFlush = 8192
 const outBatches = 256
 
 func newEmitter(ledger Ledger, sink EventSink, batchMax int, log *slog.Logger, m *metrics) *emitter {
+	enc, _ := ledger.(EncodingLedger)
 	return &emitter{
-		ledger: ledger, sink: sink, log: log, m: m, batchMax: batchMax,
+		ledger: ledger, encLedger: enc, sink: sink, log: log, m: m, batchMax: batchMax,
 		in:        make(chan pending, 4*batchMax),
 		out:       make(chan batch, outBatches),
 		dead:      make(chan struct{}),
@@ -215,8 +217,8 @@ func (e *emitter) ledgerStage(ctx context.Context) {
 			var seqs []uint64
 			var raws [][]byte
 			appendSeqs := func() (err error) {
-				if enc, ok := e.ledger.(EncodingLedger); ok {
-					seqs, raws, err = enc.AppendSeqsJSON(toAppend)
+				if e.encLedger != nil {
+					seqs, raws, err = e.encLedger.AppendSeqsJSON(toAppend)
 					return err
 				}
 				seqs, err = e.ledger.AppendSeqs(toAppend)
@@ -288,11 +290,7 @@ func (e *emitter) writeStage(ctx context.Context) {
 			}
 			inflight.Add(1)
 			start, seqs, n := time.Now(), b.seqs, len(b.events)
-			write := async.WriteEventsAsync
-			if encoded != nil && b.raws != nil {
-				write = func(events []Event, done func(error)) error { return encoded.WriteEncodedAsync(events, b.raws, done) }
-			}
-			err := write(b.events, func(err error) {
+			done := func(err error) {
 				defer inflight.Done()
 				<-sem
 				if err != nil {
@@ -302,7 +300,13 @@ func (e *emitter) writeStage(ctx context.Context) {
 				}
 				e.m.observeStage("event_write", time.Since(start).Seconds())
 				ack(seqs)
-			})
+			}
+			var err error
+			if encoded != nil {
+				err = encoded.WriteEncodedAsync(b.events, b.raws, done) // nil raws: it encodes
+			} else {
+				err = async.WriteEventsAsync(b.events, done)
+			}
 			if err != nil {
 				<-sem
 				inflight.Done()

@@ -407,8 +407,8 @@ func (p *Pipeline) process(j *job) {
 		// resumes without a second accepted, and nothing waits on a second commit.
 		accepted = j.event(StatusAccepted)
 		accepted.TS = t0.UTC()
-		if enc, ok := p.o.Ledger.(EncodingLedger); ok {
-			prev, existed, seq, raw, err = enc.ClaimAcceptedJSON(j.p.req.ID, j.rec.Source, t0, accepted)
+		if p.em.encLedger != nil {
+			prev, existed, seq, raw, err = p.em.encLedger.ClaimAcceptedJSON(j.p.req.ID, j.rec.Source, t0, accepted)
 		} else {
 			prev, existed, seq, err = p.o.Ledger.ClaimAccepted(j.p.req.ID, j.rec.Source, t0, accepted)
 		}
