@@ -29,7 +29,7 @@ func checkID(field, id string) error {
 // returns the earlier claim (with its terminal status, if reached) and true. Claims expire
 // after Options.Retention. Durable when it returns.
 func (db *DB) Claim(id, source string, at time.Time) (dispatch.Claim, bool, error) {
-	prev, existed, _, err := db.claim(id, source, at, nil, nil)
+	prev, existed, _, _, err := db.claim(id, source, at, nil, false)
 	return prev, existed, err
 }
 
@@ -51,23 +51,17 @@ func (db *DB) claimAccepted(id, source string, at time.Time, accepted dispatch.E
 	if accepted.ID != id {
 		return dispatch.Claim{}, false, 0, nil, fmt.Errorf("%w: accepted.id: %q is not the claimed id %q", ErrInvalid, accepted.ID, id)
 	}
-	var js []byte
-	prev, existed, seq, err := db.claim(id, source, at, &accepted, func(stored []byte) {
-		if wantJSON {
-			js = append([]byte(nil), stored...)
-		}
-	})
-	return prev, existed, seq, js, err
+	return db.claim(id, source, at, &accepted, wantJSON)
 }
 
-// claim claims id; with accepted, a new claim also writes it, and written gets its
-// JSON as stored (valid during the call only: the claim request's pooled buffer).
-func (db *DB) claim(id, source string, at time.Time, accepted *dispatch.Event, written func([]byte)) (dispatch.Claim, bool, uint64, error) {
+// claim claims id; with accepted, a new claim also writes it, and with wantJSON its JSON
+// as stored is returned (a copy: the stored bytes are the pooled claim request's).
+func (db *DB) claim(id, source string, at time.Time, accepted *dispatch.Event, wantJSON bool) (dispatch.Claim, bool, uint64, []byte, error) {
 	if err := checkID("id", id); err != nil {
-		return dispatch.Claim{}, false, 0, err
+		return dispatch.Claim{}, false, 0, nil, err
 	}
 	if err := db.acquire(); err != nil {
-		return dispatch.Claim{}, false, 0, err
+		return dispatch.Claim{}, false, 0, nil, err
 	}
 	defer db.release()
 	start := time.Now()
@@ -78,19 +72,20 @@ func (db *DB) claim(id, source string, at time.Time, accepted *dispatch.Event, w
 		// the batch commits, which is before r goes back to the pool.
 		var err error
 		if r.buf, err = dispatch.AppendEventJSON(r.buf[:0], accepted); err != nil {
-			return dispatch.Claim{}, false, 0, fmt.Errorf("%w: event %q: %v", ErrInvalid, id, err)
+			return dispatch.Claim{}, false, 0, nil, fmt.Errorf("%w: event %q: %v", ErrInvalid, id, err)
 		}
 		r.accepted = r.buf
 	}
 	db.claims.claim(db, r)
 	db.m.write("claim", time.Since(start).Seconds())
 	if r.err != nil {
-		return dispatch.Claim{}, false, 0, fmt.Errorf("storage: claim %q: %w", id, r.err)
+		return dispatch.Claim{}, false, 0, nil, fmt.Errorf("storage: claim %q: %w", id, r.err)
 	}
-	if r.seq != 0 && written != nil {
-		written(r.accepted)
+	var js []byte
+	if wantJSON && r.seq != 0 {
+		js = append([]byte(nil), r.accepted...)
 	}
-	return r.prev, r.existed, r.seq, nil
+	return r.prev, r.existed, r.seq, js, nil
 }
 
 // Append adds events to the status histories of their ids, in order, marks an id
