@@ -58,7 +58,6 @@ func DefaultConfig() Config {
 		Partitions:    8,
 
 		ReplicationFactor: 1,
-		QueueCapacity:     10000,
 		MaxBytes:          16 << 20,
 		MaxWait:           100 * time.Millisecond,
 		MinBytes:          1,
@@ -73,9 +72,6 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.ReplicationFactor <= 0 {
 		c.ReplicationFactor = d.ReplicationFactor
-	}
-	if c.QueueCapacity <= 0 {
-		c.QueueCapacity = d.QueueCapacity
 	}
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = d.MaxBytes
