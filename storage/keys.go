@@ -27,6 +27,17 @@ const (
 	pDue        = 'w' // w expiry(8) requestID                 -> nil (receipt timeout index)
 )
 
+// expiresAt is Badger's expiry (unix seconds) of an entry that must live until t: rounded
+// up, so that it lives at least that long (truncated, an entry with a 1 s ttl could
+// expire within a millisecond).
+func expiresAt(t time.Time) uint64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return uint64(s)
+}
+
 func appendLP(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)

@@ -15,7 +15,7 @@ import (
 var _ dispatch.EncodingLedger = (*DB)(nil)
 
 func (db *DB) expiry() uint64 {
-	return uint64(db.opt.Clock().Add(db.opt.Retention).Unix())
+	return expiresAt(db.opt.Clock().Add(db.opt.Retention))
 }
 
 func checkID(field, id string) error {

@@ -105,7 +105,7 @@ func (db *DB) Track(s dispatch.Submission, ttl time.Duration) (dispatch.ReceiptR
 	err := db.update(func(txn *badger.Txn) error {
 		res = dispatch.ReceiptResult{}
 		var sub submission
-		keep, subExp := false, uint64(now.Add(ttl+submissionGrace).Unix())
+		keep, subExp := false, expiresAt(now.Add(ttl+submissionGrace))
 		item, err := txn.Get(sk)
 		switch {
 		case err == nil:
@@ -130,7 +130,7 @@ func (db *DB) Track(s dispatch.Submission, ttl time.Duration) (dispatch.ReceiptR
 			for i, id := range s.SMSCIDs {
 				sub.Parts[i] = dispatch.PartReceipt{Part: i + 1, SMSCID: id}
 			}
-			exp := uint64(now.Add(ttl).Unix())
+			exp := expiresAt(now.Add(ttl))
 			for i, id := range s.SMSCIDs {
 				rv := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(s.RequestID)), uint16(i+1))
 				rv = append(rv, s.RequestID...)
@@ -227,7 +227,7 @@ func (db *DB) Apply(r dispatch.Receipt) (dispatch.ReceiptResult, error) {
 				return err
 			}
 			return txn.SetEntry(&badger.Entry{Key: key2(pEarly, r.Connection, r.SMSCID), Value: v,
-				ExpiresAt: uint64(now.Add(earlyReceiptTTL).Unix())})
+				ExpiresAt: expiresAt(now.Add(earlyReceiptTTL))})
 		}
 		if err != nil {
 			return err
