@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ type Tally struct {
 	receipts bool
 
 	mu        sync.Mutex
-	ids       map[string]*idState
+	ids       idIndex
 	done      int
 	outcomes  map[string]int
 	segments  int64
@@ -46,19 +47,12 @@ type Tally struct {
 	wake      chan struct{}             // closed and replaced on every done
 }
 
-type idState struct {
-	outcome   string // what made it done ("" while not done)
-	terminals []string
-	segments  int
-	submitted bool
-}
-
 // NewTally returns a Tally for the ids that start with prefix. With receipts false a
 // request is done at `submitted` (and counted under outcome "submitted" until a terminal
 // event replaces it).
 func NewTally(prefix string, receipts bool) *Tally {
 	return &Tally{
-		prefix: prefix, receipts: receipts, ids: map[string]*idState{}, outcomes: map[string]int{},
+		prefix: prefix, receipts: receipts, ids: newIDIndex(), outcomes: map[string]int{},
 		terminal: map[string]int{}, hist: hdrhistogram.New(histMin, histMax, histDigits), recent: hdrhistogram.New(histMin, histMax, histDigits), calls: map[string]map[string]int{},
 		wake: make(chan struct{}),
 	}
@@ -69,9 +63,7 @@ func NewTally(prefix string, receipts bool) *Tally {
 func (t *Tally) Expect(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.ids) == 0 && n > 0 {
-		t.ids = make(map[string]*idState, n)
-	}
+	t.ids.expect(n)
 }
 
 // Observe records one event. Events of other ids, and statuses that are neither
@@ -87,13 +79,9 @@ func (t *Tally) Observe(ev Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.events++
-	s := t.ids[ev.ID]
-	if s == nil {
-		s = &idState{}
-		t.ids[ev.ID] = s
-	}
+	s, key := t.ids.get(ev.ID[len(t.prefix):])
 	if ev.Segments > 0 && s.segments == 0 {
-		s.segments = ev.Segments
+		s.segments = int32(min(ev.Segments, math.MaxInt32))
 		t.segments += int64(ev.Segments)
 	}
 	if ev.Status == "submitted" {
@@ -106,12 +94,12 @@ func (t *Tally) Observe(ev Event) {
 			_ = t.hist.RecordValue(min(max(us, histMin), histMax))
 			_ = t.recent.RecordValue(min(max(us, histMin), histMax))
 		}
-		if !t.receipts && s.outcome == "" {
+		if !t.receipts && s.outcome == 0 {
 			t.finish(s, "submitted")
 		}
 		return
 	}
-	s.terminals = append(s.terminals, ev.Status)
+	t.ids.addTerminal(s, key, ev.Status)
 	t.terminal[ev.Status]++
 	if ev.Status == "delivered" || ev.Status == "undelivered" {
 		t.receiptsN++
@@ -124,13 +112,13 @@ func (t *Tally) Observe(ev Event) {
 		}
 		byOutcome[ev.Status]++
 	}
-	switch s.outcome {
+	switch t.ids.status(s.outcome) {
 	case "":
 		t.finish(s, ev.Status)
 	case "submitted": // receipts not awaited, yet one came: it is the outcome
 		t.outcomes["submitted"]--
 		t.outcomes[ev.Status]++
-		s.outcome = ev.Status
+		s.outcome = t.ids.code(ev.Status)
 	default:
 		t.extra++
 		t.signal()
@@ -166,7 +154,7 @@ func callOutcome(status string) bool {
 }
 
 func (t *Tally) finish(s *idState, outcome string) {
-	s.outcome = outcome
+	s.outcome = t.ids.code(outcome)
 	t.outcomes[outcome]++
 	t.done++
 	t.lastDone = time.Now()
@@ -220,8 +208,8 @@ func (t *Tally) Snapshot() TallySnapshot {
 func (t *Tally) Terminals(id string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s := t.ids[id]; s != nil {
-		return append([]string(nil), s.terminals...)
+	if s, key := t.ids.lookup(id, t.prefix); s != nil {
+		return t.ids.terminals(s, key)
 	}
 	return nil
 }
@@ -230,8 +218,8 @@ func (t *Tally) Terminals(id string) []string {
 func (t *Tally) Outcome(id string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s := t.ids[id]; s != nil {
-		return s.outcome
+	if s, _ := t.ids.lookup(id, t.prefix); s != nil {
+		return t.ids.status(s.outcome)
 	}
 	return ""
 }

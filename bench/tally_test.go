@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -163,5 +164,44 @@ func TestUninteresting(t *testing.T) {
 		if got := uninteresting([]byte(tc.v)); got != tc.skip {
 			t.Errorf("uninteresting(%s) = %v, want %v", tc.v, got, tc.skip)
 		}
+	}
+}
+
+// TestTallyKeepsEveryIDApart: ids are kept by number when they are "<prefix><n>" and by
+// name otherwise; ids that differ only in a leading zero, named ids, a number far beyond
+// the run and an id with more terminal events than fit inline each keep their own
+// outcome and terminals, in arrival order.
+func TestTallyKeepsEveryIDApart(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	tl := NewTally("r-", false)
+	tl.Expect(4)
+	statuses := []string{"duplicate", "failed", "delivered", "undelivered", "expired", "cancelled"}
+	for _, tc := range []struct{ id, status string }{
+		{"r-7", "submitted"}, {"r-07", "suppressed"}, {"r-dup", "duplicate"}, {"r-999999999", "rejected"},
+		{"r-0", "rejected"}, {"r-1024", "submitted"},
+	} {
+		tl.Observe(ev(tc.id, tc.status, t0, t0, 1))
+	}
+	for _, s := range statuses {
+		tl.Observe(ev("r-3", s, t0, t0, 1))
+	}
+	for id, want := range map[string]string{"r-7": "submitted", "r-07": "suppressed", "r-dup": "duplicate",
+		"r-999999999": "rejected", "r-0": "rejected", "r-1024": "submitted", "r-3": "duplicate", "r-5": "", "x-7": "", "r-": ""} {
+		if got := tl.Outcome(id); got != want {
+			t.Errorf("Outcome(%q) = %q, want %q", id, got, want)
+		}
+	}
+	if got := tl.Terminals("r-3"); strings.Join(got, ",") != strings.Join(statuses, ",") {
+		t.Errorf("Terminals(r-3) = %v, want %v", got, statuses)
+	}
+	if got := tl.Terminals("r-07"); len(got) != 1 || got[0] != "suppressed" {
+		t.Errorf("Terminals(r-07) = %v", got)
+	}
+	if got := tl.Terminals("r-7"); got != nil {
+		t.Errorf("Terminals(r-7) = %v, want none", got)
+	}
+	s := tl.Snapshot()
+	if s.Done != 7 || s.ExtraTerminals != 5 || s.Outcomes["submitted"] != 2 || s.Outcomes["rejected"] != 2 {
+		t.Errorf("snapshot %+v", s)
 	}
 }
