@@ -422,6 +422,11 @@ func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePart
 	if p.RecordSet.Records == nil {
 		return recs, nil
 	}
+	// Every record read is released (its key and value closed): that returns the
+	// answer's 64 KiB pages to kafka-go's pool once all of a batch's records are closed.
+	// Unreleased, each batch of each answer allocated fresh pages: 2.4% of the CPU at
+	// 15k requests/s in newPage alone, and most of the heap's allocation volume.
+	defer drainRecords(p.RecordSet.Records)
 	for {
 		r, err := p.RecordSet.Records.ReadRecord()
 		if err != nil {
@@ -432,9 +437,11 @@ func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePart
 			return recs, nil
 		}
 		if r.Offset < st.next { // a batch starts before the offset asked for
+			releaseRecord(r)
 			continue
 		}
 		key, value, err := readKV(r)
+		releaseRecord(r)
 		if err != nil {
 			m.fetchErrors.Inc()
 			f.s.c.log.Warn("reading a fetched record failed; fetching again", "partition", st.id, "offset", r.Offset, "err", err)
@@ -442,6 +449,28 @@ func (f *fetcher) decode(recs []fetched, st *partState, p *fetchapi.ResponsePart
 		}
 		st.next = r.Offset + 1
 		recs = append(recs, fetched{part: st.id, lbl: st.lbl, off: r.Offset, at: r.Time, key: key, value: value})
+	}
+}
+
+// releaseRecord closes a record's key and value: its references to the answer's pages.
+func releaseRecord(r *protocol.Record) {
+	if r.Key != nil {
+		r.Key.Close()
+	}
+	if r.Value != nil {
+		r.Value.Close()
+	}
+}
+
+// drainRecords releases the records of an answer that were not read (decode stopped
+// early: an error); after a complete read it finds none.
+func drainRecords(rr protocol.RecordReader) {
+	for {
+		r, err := rr.ReadRecord()
+		if err != nil {
+			return
+		}
+		releaseRecord(r)
 	}
 }
 
