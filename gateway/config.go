@@ -51,6 +51,8 @@ type StorageConfig struct {
 	// Values this long or longer go to Badger's value log (storage.Options).
 	ValueThresholdBytes int64 `yaml:"value_threshold_bytes"`
 	NoOptOutFilter      bool  `yaml:"no_optout_filter"` // disable the in-memory opt-out filter
+	// Compression of Badger's LSM blocks: none | snappy | zstd (storage.Options).
+	Compression string `yaml:"compression"`
 }
 
 // LogConfig is the `log` section.
@@ -75,7 +77,7 @@ func DefaultConfig() Config {
 		QuietHours: dispatch.QuietHoursConfig{Start: "21:00", End: "08:00"},
 		Dispatch:   dispatch.DefaultConfig(),
 		Storage: StorageConfig{GCInterval: 5 * time.Minute, BlockCacheBytes: 64 << 20, MemTableBytes: 64 << 20,
-			ValueThresholdBytes: storage.DefaultValueThresholdBytes},
+			ValueThresholdBytes: storage.DefaultValueThresholdBytes, Compression: "none"},
 		Control: control.DefaultConfig(),
 	}
 }
@@ -172,6 +174,9 @@ func (c *Config) Validate() error {
 	}
 	if v := c.Storage.ValueThresholdBytes; v < 1 || v > storage.MaxValueThresholdBytes {
 		return &ConfigError{Key: "storage.value_threshold_bytes", Err: fmt.Errorf("must be 1..%d, got %d", storage.MaxValueThresholdBytes, v)}
+	}
+	if v := c.Storage.Compression; v != "none" && v != "snappy" && v != "zstd" {
+		return &ConfigError{Key: "storage.compression", Err: fmt.Errorf("must be none, snappy or zstd, got %q", v)}
 	}
 	if err := c.Control.Validate(); err != nil {
 		return bad("control", err)

@@ -118,7 +118,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 		Retention: cfg.Dispatch.Retention, SyncWrites: cfg.Storage.SyncWrites, GCInterval: cfg.Storage.GCInterval,
 		DefaultRegion: cfg.Storage.DefaultRegion, BlockCacheBytes: cfg.Storage.BlockCacheBytes,
 		MemTableBytes: cfg.Storage.MemTableBytes, ValueThresholdBytes: cfg.Storage.ValueThresholdBytes,
-		NoOptOutFilter: cfg.Storage.NoOptOutFilter,
+		NoOptOutFilter: cfg.Storage.NoOptOutFilter, Compression: cfg.Storage.Compression,
 	}, g.log.With("part", "storage"), g.reg)
 	if err != nil {
 		return err

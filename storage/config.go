@@ -29,6 +29,13 @@ type Options struct {
 	// filled a memtable every few seconds at 10k requests/s, and each flush and
 	// compaction rewrote them: latency spikes of 200+ ms at every memtable switch.
 	ValueThresholdBytes int64 `yaml:"value_threshold_bytes" json:"value_threshold_bytes"`
+	// Compression of the LSM tree's blocks: "none" (default), "snappy" or "zstd". The
+	// tree holds keys and small values (ids, claims, indexes), which compress little;
+	// compressing took a quarter of each memtable flush's CPU (a 0.4 CPU-s burst every
+	// ~210k requests at the default memtable, the main source of p99 at 15k requests/s)
+	// and a decompression on every block read that missed the cache. Tables keep the
+	// compression they were written with, so a data dir may switch either way.
+	Compression string `yaml:"compression" json:"compression"`
 	// NoOptOutFilter disables the in-memory filter in front of the opt-out table (every
 	// check then reads Badger). For benchmarks, and for short-lived tools on huge lists
 	// after a crash (then Open would rebuild the filter by a scan of every opt-out).
@@ -56,6 +63,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: block_cache_bytes: must be >= 0, got %d", ErrInvalid, o.BlockCacheBytes)
 	case o.MemTableBytes < 0:
 		return fmt.Errorf("%w: memtable_bytes: must be >= 0, got %d", ErrInvalid, o.MemTableBytes)
+	case o.Compression != "" && o.Compression != "none" && o.Compression != "snappy" && o.Compression != "zstd":
+		return fmt.Errorf("%w: compression: must be none, snappy or zstd, got %q", ErrInvalid, o.Compression)
 	case o.ValueThresholdBytes < 0 || o.ValueThresholdBytes > MaxValueThresholdBytes:
 		return fmt.Errorf("%w: value_threshold_bytes: must be 0..%d, got %d", ErrInvalid, MaxValueThresholdBytes, o.ValueThresholdBytes)
 	}
@@ -77,6 +86,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ValueThresholdBytes == 0 {
 		o.ValueThresholdBytes = DefaultValueThresholdBytes
+	}
+	if o.Compression == "" {
+		o.Compression = "none"
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
