@@ -121,7 +121,8 @@ func (b *claimBatcher) put(r *claimReq) {
 // each one's result. A later request for an id claimed earlier in the same batch sees
 // that claim (the transaction reads its own writes), so the first claim wins as it does
 // across batches. A new claim that carries an accepted event writes it too, with a seq
-// reserved before the transaction. A batch too big for one transaction is committed in
+// reserved before the transaction; the batch's accepted events are one outbox entry. A
+// batch too big for one transaction is committed in
 // halves.
 func (db *DB) commitClaims(batch []*claimReq) {
 	exp := db.expiry()
@@ -134,36 +135,41 @@ func (db *DB) commitClaims(batch []*claimReq) {
 	var first uint64
 	if len(with) > 0 {
 		first = db.reserveSeqs(len(with))
-		for i, r := range with {
-			r.seq = first + uint64(i)
-		}
 	}
+	written := 0 // accepted events written: seqs first..first+written-1
 	err := db.update(func(txn *badger.Txn) error {
-		var arena []byte
-		var ents []badger.Entry
-		if len(with) > 0 {
-			arena = make([]byte, 0, len(with)*40)
-			ents = make([]badger.Entry, 0, 2*len(with))
-		}
+		var evs [][]byte
+		written = 0
 		for _, r := range batch {
 			r.prev, r.existed, r.err = dispatch.Claim{}, false, nil
+			if r.accepted != nil {
+				// The seq this claim's accepted event gets if the claim is new: new
+				// claims take the reserved seqs in order, so the batch has no holes.
+				r.seq = first + uint64(written)
+			}
 			if err := claimIn(txn, r, exp); err != nil {
 				return err
 			}
 			if r.accepted != nil && !r.existed {
-				var err error
 				// The claim holds the accepted event's seq: its history index (accepted
 				// is the first event of a request), one Badger entry fewer per request.
-				if arena, ents, err = setOutbox(txn, arena, ents, r.seq, r.accepted, exp); err != nil {
-					return err
-				}
+				evs = append(evs, r.accepted)
+				written++
 			}
 		}
-		return nil
+		if written == 0 {
+			return nil
+		}
+		// Every accepted event of the batch in one outbox entry (outbox_batch.go).
+		val := evs[0] // one: its JSON as it is (the pooled request's, kept until the commit)
+		if written > 1 {
+			val = appendBatch(make([]byte, 0, batchSize(evs)), evs)
+		}
+		return txn.SetEntry(&badger.Entry{Key: outboxKey(first), Value: val, ExpiresAt: exp})
 	})
 	if len(with) > 0 {
-		// Release what was not written: the seqs of claims that existed, or all of them.
-		db.releaseSeqs(first, len(with), func(i int) bool { return err == nil && !with[i].existed })
+		// Release what was not written: the seqs after the written ones, or all of them.
+		db.releaseSeqs(first, len(with), func(i int) bool { return err == nil && i < written })
 		for _, r := range with {
 			if err != nil || r.existed {
 				r.seq = 0

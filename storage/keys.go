@@ -13,7 +13,7 @@ const (
 	pOptOut     = 'O' // O tenant channel(1) address           -> ts(8) source (below every other prefix: migrate.go)
 	pClaim      = 'c' // c id                                  -> 0xC2 at(8) acceptedSeq(8) source (earlier: at(8) source)
 	pTerminal   = 't' // t id                                  -> status
-	pHistory    = 'h' // h id seq(8)                           -> nil (the event is x seq; accepted's seq is in the claim)
+	pHistory    = 'h' // h id seq(8)                           -> nil (the event is in the x batch holding seq; accepted's seq is in the claim)
 	pReceiptID  = 'r' // r connection smscid                   -> part(2) requestID
 	pSubmission = 's' // s requestID                           -> submission JSON
 	pQueue      = 'q' // q offer(8) id                         -> nil
@@ -21,7 +21,7 @@ const (
 	pCampaign   = 'k' // k tenant campaign id                  -> nil
 	pUsage      = 'u' // u pool number kind(1) start(8)        -> count(8)
 	pSetting    = 'g' // g namespace key                       -> value
-	pOutbox     = 'x' // x seq(8)                              -> event JSON
+	pOutbox     = 'x' // x first(8)                            -> the events first, first+1, … (outbox_batch.go)
 	pOutboxMark = 'y' // y                                     -> seq(8): published up to here
 	pEarly      = 'e' // e connection smscid                   -> receipt JSON (not yet tracked)
 	pDue        = 'w' // w expiry(8) requestID                 -> nil (receipt timeout index)

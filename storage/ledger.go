@@ -107,15 +107,12 @@ func (db *DB) History(id string) ([]dispatch.Event, error) {
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		// The event at outbox seq, if it has not expired.
 		event := func(seq uint64) error {
-			item, err := txn.Get(outboxKey(seq))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return nil // expired
-			}
-			if err != nil {
-				return err
+			v, err := outboxEvent(txn, seq)
+			if err != nil || v == nil {
+				return err // nil: expired
 			}
 			var e dispatch.Event
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("%w: history of %q: %v", ErrCorrupt, id, err)
 			}
 			out = append(out, e)

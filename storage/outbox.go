@@ -17,8 +17,9 @@ import (
 )
 
 // The transactional outbox of the events topic. AppendSeqs writes every event it adds
-// once, as the outbox entry x seq -> event JSON, with the history index h id seq -> nil
-// beside it, in one transaction: an event is durable in both or in neither. Both expire
+// once, into the outbox entry of its transaction (x first -> the events with seqs first,
+// first+1, …: outbox_batch.go), with the history index h id seq -> nil beside each, in
+// one transaction: an event is durable in both or in neither. Both expire
 // with the history (Options.Retention). The events writer publishes an event and then
 // calls Published, which marks it published in memory and moves the published watermark
 // (the key y: every entry up to it is published) over the longest published prefix. The
@@ -191,29 +192,43 @@ func (db *DB) seedSeq() error {
 			return err
 		}
 		io := badger.DefaultIteratorOptions
-		io.PrefetchValues = false
 		io.Prefix = []byte{pOutbox}
 		it := txn.NewIterator(io)
 		defer it.Close()
+		// From the batch that holds mark+1, which may start at or below the watermark.
+		seek := batchStart(txn, db.ob.mark+1)
+		if seek == nil {
+			seek = outboxKey(db.ob.mark + 1)
+		}
 		var first, last uint64
-		for it.Seek(outboxKey(db.ob.mark + 1)); it.Valid(); it.Next() {
+		for it.Seek(seek); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) != 9 {
 				continue
 			}
-			seq := binary.BigEndian.Uint64(k[1:])
-			if seq <= db.ob.mark {
-				continue // mark+1 overflowed
+			lo := binary.BigEndian.Uint64(k[1:])
+			var n int
+			if err := it.Item().Value(func(v []byte) error {
+				var err error
+				n, err = batchLen(v)
+				return err
+			}); err != nil {
+				return fmt.Errorf("%w: outbox entry %d: %v", ErrCorrupt, lo, err)
 			}
-			if first != 0 && seq != last+1 {
+			hi := lo + uint64(n) - 1
+			if hi <= db.ob.mark || hi < lo {
+				continue // at or below the watermark (or mark+1 overflowed)
+			}
+			lo = max(lo, db.ob.mark+1)
+			if first != 0 && lo != last+1 {
 				db.ob.pend.add(first, last)
 				first = 0
 			}
 			if first == 0 {
-				first = seq
+				first = lo
 			}
-			last = seq
-			seed = max(seed, seq+1)
+			last = hi
+			seed = max(seed, hi+1)
 		}
 		if first != 0 {
 			db.ob.pend.add(first, last)
@@ -267,9 +282,17 @@ func (db *DB) AppendSeqsJSON(events []dispatch.Event) ([]uint64, [][]byte, error
 	seqs := make([]uint64, len(events))
 	first := db.reserveSeqs(len(events))
 	err := db.appendTxn(events, vals, seqs, first)
-	// What was not written: skipped events, and a failed transaction's (appendTxn
-	// clears their seqs; a half committed before keeps its own).
-	db.releaseSeqs(first, len(events), func(i int) bool { return seqs[i] != 0 })
+	// What was not written: skipped events' seqs, and a failed transaction's (appendTxn
+	// clears their seqs; a half committed before keeps its own). Written seqs increase
+	// with i, and releaseSeqs asks in increasing order.
+	j := 0
+	db.releaseSeqs(first, len(events), func(i int) bool {
+		s := first + uint64(i)
+		for j < len(seqs) && seqs[j] < s { // 0 (not written) sorts first
+			j++
+		}
+		return j < len(seqs) && seqs[j] == s
+	})
 	db.m.write("append", time.Since(start).Seconds())
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage: append events: %w", err)
@@ -282,8 +305,9 @@ func (db *DB) AppendSeqsJSON(events []dispatch.Event) ([]uint64, [][]byte, error
 	return seqs, vals, nil
 }
 
-// appendTxn commits events in one transaction (halves when too big); events[i] gets seq
-// first+i unless it is not added.
+// appendTxn commits events in one transaction (halves when too big). The events added
+// take the seqs first, first+1, … in order (events[i]'s in seqs[i]; 0 for one not added),
+// and are one outbox entry (outbox_batch.go), each with its history index h id seq.
 func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64, first uint64) error {
 	exp := db.expiry()
 	size := 0
@@ -295,7 +319,8 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64, f
 		// One arena for every key and one slice of entries per attempt: Badger keeps
 		// them until the commit.
 		arena := make([]byte, 0, size)
-		ents := make([]badger.Entry, 0, 2*len(events))
+		ents := make([]badger.Entry, 0, len(events)+1)
+		added := make([][]byte, 0, len(events))
 		var terminal map[string]bool
 		for i := range events {
 			e := &events[i]
@@ -324,14 +349,25 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64, f
 					return err
 				}
 			}
-			seq := first + uint64(i)
-			var err error
-			if arena, ents, err = setEvent(txn, arena, ents, e.ID, seq, vals[i], exp); err != nil {
+			seq := first + uint64(len(added))
+			start := len(arena)
+			arena = binary.BigEndian.AppendUint64(appendLP(append(arena, pHistory), e.ID), seq)
+			ents = append(ents, badger.Entry{Key: arena[start:len(arena):len(arena)], ExpiresAt: exp})
+			if err := txn.SetEntry(&ents[len(ents)-1]); err != nil {
 				return err
 			}
+			added = append(added, vals[i])
 			seqs[i] = seq
 		}
-		return nil
+		if len(added) == 0 {
+			return nil
+		}
+		val := added[0]
+		if len(added) > 1 {
+			val = appendBatch(make([]byte, 0, batchSize(added)), added)
+		}
+		ents = append(ents, badger.Entry{Key: outboxKey(first), Value: val, ExpiresAt: exp})
+		return txn.SetEntry(&ents[len(ents)-1])
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) && len(events) > 1 {
 		clear(seqs)
@@ -345,29 +381,6 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64, f
 		clear(seqs)
 	}
 	return err
-}
-
-// setEvent sets the outbox entry x seq -> val and the history index h id seq in txn,
-// with their keys in arena and their entries in ents (Badger keeps both until the
-// commit).
-func setEvent(txn *badger.Txn, arena []byte, ents []badger.Entry, id string, seq uint64, val []byte, exp uint64) ([]byte, []badger.Entry, error) {
-	arena, ents, err := setOutbox(txn, arena, ents, seq, val, exp)
-	if err != nil {
-		return arena, ents, err
-	}
-	start := len(arena)
-	arena = binary.BigEndian.AppendUint64(appendLP(append(arena, pHistory), id), seq)
-	ents = append(ents, badger.Entry{Key: arena[start:len(arena):len(arena)], ExpiresAt: exp})
-	return arena, ents, txn.SetEntry(&ents[len(ents)-1])
-}
-
-// setOutbox sets the outbox entry x seq -> val alone (setEvent's first half): for an
-// event whose history index is elsewhere (an accepted event's is its claim).
-func setOutbox(txn *badger.Txn, arena []byte, ents []badger.Entry, seq uint64, val []byte, exp uint64) ([]byte, []badger.Entry, error) {
-	start := len(arena)
-	arena = binary.BigEndian.AppendUint64(append(arena, pOutbox), seq)
-	ents = append(ents, badger.Entry{Key: arena[start:len(arena):len(arena)], Value: val, ExpiresAt: exp})
-	return arena, ents, txn.SetEntry(&ents[len(ents)-1])
 }
 
 // Outbox calls fn for every outbox entry with a sequence number above after that is
@@ -390,40 +403,66 @@ func (db *DB) Outbox(after uint64, fn func(seq uint64, e dispatch.Event) error) 
 		io.PrefetchSize = 256
 		it := txn.NewIterator(io)
 		defer it.Close()
-		for it.Seek(outboxKey(from + 1)); it.Valid(); it.Next() {
+		// From the batch that holds from+1, which may start below it.
+		seek := batchStart(txn, from+1)
+		if seek == nil {
+			seek = outboxKey(from + 1)
+		}
+		for it.Seek(seek); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) != 9 {
 				continue
 			}
-			seq := binary.BigEndian.Uint64(k[1:])
-			db.ob.mu.Lock()
-			published := db.ob.pend.isPublished(seq)
-			db.ob.mu.Unlock()
-			if published {
-				continue
-			}
-			var e dispatch.Event
+			first := binary.BigEndian.Uint64(k[1:])
+			var evs []dispatch.Event
+			var seqs []uint64
 			var hk []byte
 			err := it.Item().Value(func(v []byte) error {
 				if len(v) > 0 && v[0] == pHistory {
-					hk = append(hk, v...) // an earlier data dir: x -> history key
+					if first > from {
+						hk = append(hk, v...) // an earlier data dir: x -> history key
+					}
 					return nil
 				}
-				return json.Unmarshal(v, &e)
-			})
-			if err != nil {
-				return fmt.Errorf("%w: outbox entry %d: %v", ErrCorrupt, seq, err)
-			}
-			if hk != nil {
-				if ok, err := getJSON(txn, hk, &e, "outbox entry", strconv.FormatUint(seq, 10)); !ok {
-					if err != nil {
+				return eachInBatch(v, func(i int, ev []byte) error {
+					seq := first + uint64(i)
+					if seq <= from {
+						return nil
+					}
+					db.ob.mu.Lock()
+					published := db.ob.pend.isPublished(seq)
+					db.ob.mu.Unlock()
+					if published {
+						return nil
+					}
+					var e dispatch.Event
+					if err := json.Unmarshal(ev, &e); err != nil {
 						return err
 					}
-					continue
+					evs, seqs = append(evs, e), append(seqs, seq)
+					return nil
+				})
+			})
+			if err != nil {
+				return fmt.Errorf("%w: outbox entry %d: %v", ErrCorrupt, first, err)
+			}
+			if hk != nil {
+				db.ob.mu.Lock()
+				published := db.ob.pend.isPublished(first)
+				db.ob.mu.Unlock()
+				var e dispatch.Event
+				ok, err := getJSON(txn, hk, &e, "outbox entry", strconv.FormatUint(first, 10))
+				if err != nil {
+					return err
+				}
+				if ok && !published {
+					evs, seqs = append(evs, e), append(seqs, first)
 				}
 			}
-			if err := fn(seq, e); err != nil {
-				return err
+			for i := range evs {
+				if err := fn(seqs[i], evs[i]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
