@@ -22,9 +22,11 @@
 // earlier data dirs once), so memtables of ledger writes flushed to level 0 never span
 // them and compactions do not rewrite millions of static opt-out records.
 //
-// Ledger outbox (outbox.go): AppendSeqs and ClaimAccepted write each event once, as the
-// outbox entry (x seq -> event JSON) with a history index (h id seq) beside it, in one
-// transaction; seqs are reserved before the write. Published marks entries published in
+// Ledger outbox (outbox.go, outbox_batch.go): AppendSeqs and ClaimAccepted write each
+// event once, in the outbox entry of its transaction (x first -> the events with the
+// consecutive seqs first, first+1, …; one event alone is its JSON), with a history index
+// (h id seq, or the claim for accepted) beside it, in one transaction; seqs are reserved
+// before the write. Published marks entries published in
 // memory and moves a persisted watermark over the published prefix (no per-entry
 // deletes); Outbox walks the entries above it (only at start). Normal operation never
 // reads the outbox. Sequence numbers are seeded at Open above the clock and the last
