@@ -40,6 +40,11 @@ type Options struct {
 	// check then reads Badger). For benchmarks, and for short-lived tools on huge lists
 	// after a crash (then Open would rebuild the filter by a scan of every opt-out).
 	NoOptOutFilter bool `yaml:"no_optout_filter" json:"no_optout_filter"`
+	// CompactL0OnClose makes Close compact level 0 into the tree's base level after the
+	// last flush: for a bulk import into a fresh data dir (the bench's opt-out preload),
+	// whose records would otherwise sit in level 0 until the first compactions of the
+	// next run move them all, a CPU burst no long-running store has. Not a config key.
+	CompactL0OnClose bool `yaml:"-" json:"-"`
 	// Clock returns the current time; nil is time.Now. Used for schedule leases in Cancel.
 	Clock func() time.Time `yaml:"-" json:"-"`
 }

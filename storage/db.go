@@ -106,7 +106,8 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		WithValueThreshold(opts.ValueThresholdBytes).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false).
-		WithCompression(compressionOf(opts.Compression))
+		WithCompression(compressionOf(opts.Compression)).
+		WithCompactL0OnClose(opts.CompactL0OnClose)
 	if err := checkTables(dir); err != nil {
 		return nil, err
 	}

@@ -88,7 +88,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return nil, err
 	}
 	if o.Prepare != nil {
-		db, err := storage.Open(cfg.DataDir, storage.Options{}, log, nil)
+		// Level 0 compacted at Close, as a long-running store holds its opt-outs:
+		// otherwise the run's first compactions move the whole preload.
+		db, err := storage.Open(cfg.DataDir, storage.Options{CompactL0OnClose: true}, log, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: open %s: %w", ErrStart, cfg.DataDir, err)
 		}
