@@ -103,7 +103,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 
 	brokers := cfg.Kafka.Brokers
 	if len(brokers) == 0 {
-		b, err := kafka.StartBroker(kafka.BrokerOptions{Partitions: cfg.Kafka.Partitions, Topics: cfg.Kafka.Topics()}, g.log)
+		b, err := kafka.StartBroker(kafka.BrokerOptions{Partitions: cfg.Kafka.Partitions, Topics: cfg.Kafka.Topics(), Retention: cfg.Kafka.EmbeddedRetention}, g.log)
 		if err != nil {
 			return err
 		}

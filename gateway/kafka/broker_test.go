@@ -78,3 +78,66 @@ func TestEmbeddedBrokerRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedBrokerRetention guarantees that an embedded broker given a retention
+// deletes old records a segment at a time (its log is in memory: without this a long run
+// grows without bound) and keeps the recent ones. (Close waits for its retention loop.)
+func TestEmbeddedBrokerRetention(t *testing.T) {
+	b, err := StartBroker(BrokerOptions{Partitions: 1, Topics: []string{"t"}, Retention: time.Second, SegmentBytes: 64 << 10},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := &kafkago.Writer{Addr: kafkago.TCP(b.Addrs()...), Topic: "t", RequiredAcks: kafkago.RequireAll, BatchSize: 100, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	produce := func(n int) {
+		t.Helper()
+		msgs := make([]kafkago.Message, n)
+		for i := range msgs {
+			msgs[i] = kafkago.Message{Value: make([]byte, 300)}
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := &kafkago.Client{Addr: kafkago.TCP(b.Addrs()...)}
+	offsets := func() (first, last int64) {
+		t.Helper()
+		res, err := cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{
+			"t": {kafkago.FirstOffsetOf(0), kafkago.LastOffsetOf(0)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := res.Topics["t"][0]
+		if p.Error != nil {
+			t.Fatal(p.Error)
+		}
+		return p.FirstOffset, p.LastOffset
+	}
+	produce(2000) // ~600 KB: several 64 KiB segments
+	if first, last := offsets(); first != 0 || last != 2000 {
+		t.Fatalf("offsets %d..%d right after producing, want 0..2000", first, last)
+	}
+	time.Sleep(1100 * time.Millisecond) // older than the retention
+	produce(500)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		first, last := offsets()
+		if last != 2500 {
+			t.Fatalf("last offset %d, want 2500", last)
+		}
+		if first >= 1500 {
+			if first > 2000 {
+				t.Fatalf("first offset %d: records younger than the retention were deleted", first)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first offset still %d 10 s after the records aged out", first)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -17,6 +17,12 @@ type Config struct {
 	OptoutsTopic  string   `yaml:"optouts_topic"`
 	// Partitions of each topic the embedded broker creates.
 	Partitions int `yaml:"partitions"`
+	// EmbeddedRetention: the embedded broker deletes records older than this, in whole
+	// log segments (BrokerOptions.Retention); 0 keeps everything. It holds its log in
+	// memory unless given a data dir, so a long run at load grows without it. A consumer
+	// that falls further behind loses what was deleted (the requests consumer then
+	// starts at the first record that exists, and logs it).
+	EmbeddedRetention time.Duration `yaml:"embedded_retention"`
 
 	// Tuning; zero takes the default of DefaultConfig.
 
@@ -117,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		return fmt.Errorf("partitions: must be 1..1024, got %d", c.Partitions)
+	}
+	if c.EmbeddedRetention < 0 {
+		return fmt.Errorf("embedded_retention: must be >= 0, got %v", c.EmbeddedRetention)
 	}
 	if c.MinBytes < 0 || (c.MaxBytes > 0 && c.MinBytes > c.MaxBytes) {
 		return fmt.Errorf("min_bytes: must be 0..max_bytes (%d), got %d", c.MaxBytes, c.MinBytes)
