@@ -122,8 +122,7 @@ func (b *claimBatcher) put(r *claimReq) {
 // that claim (the transaction reads its own writes), so the first claim wins as it does
 // across batches. A new claim that carries an accepted event writes it too, with a seq
 // reserved before the transaction; the batch's accepted events are one outbox entry. A
-// batch too big for one transaction is committed in
-// halves.
+// batch too big for one transaction is committed in halves.
 func (db *DB) commitClaims(batch []*claimReq) {
 	exp := db.expiry()
 	var with []*claimReq
