@@ -137,7 +137,7 @@ func (db *DB) commitClaims(batch []*claimReq) {
 	}
 	written := 0 // accepted events written: seqs first..first+written-1
 	err := db.update(func(txn *badger.Txn) error {
-		var evs [][]byte
+		evs := make([][]byte, 0, len(with))
 		written = 0
 		for _, r := range batch {
 			r.prev, r.existed, r.err = dispatch.Claim{}, false, nil
