@@ -251,17 +251,33 @@ func classifyOpen(dir string, err error) error {
 	return fmt.Errorf("%w: %s: %v", sentinel, dir, err)
 }
 
-// Run runs value-log garbage collection every Options.GCInterval until ctx is done. It
-// returns nil then; Badger compacts (and drops expired records) on its own goroutines.
+// Run runs value-log garbage collection every Options.GCInterval, and writes the value
+// log back every second (writeback.go), until ctx is done. It returns nil then; Badger
+// compacts (and drops expired records) on its own goroutines.
 func (db *DB) Run(ctx context.Context) error {
 	t := time.NewTicker(db.opt.GCInterval)
 	defer t.Stop()
+	// Without SyncWrites, the value log's dirty pages are written back every second
+	// (writeback.go); with it Badger syncs every write itself.
+	var wb <-chan time.Time
+	w := &writeback{dir: db.dir}
+	defer w.close()
+	if !db.opt.SyncWrites {
+		wt := time.NewTicker(writebackInterval)
+		defer wt.Stop()
+		wb = wt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			db.gc(ctx)
+		case <-wb:
+			if db.acquire() == nil {
+				w.flush()
+				db.release()
+			}
 		}
 	}
 }
