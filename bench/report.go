@@ -60,6 +60,7 @@ type Report struct {
 // Machine describes where a report was made.
 type Machine struct {
 	CPUs      int    `json:"cpus"`
+	Procs     int    `json:"gomaxprocs"`
 	GOOS      string `json:"goos"`
 	GOARCH    string `json:"goarch"`
 	GoVersion string `json:"go_version"`
@@ -69,7 +70,7 @@ type Machine struct {
 // ThisMachine describes the running machine.
 func ThisMachine() Machine {
 	h, _ := os.Hostname()
-	return Machine{CPUs: runtime.NumCPU(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version(), Hostname: h}
+	return Machine{CPUs: runtime.NumCPU(), Procs: runtime.GOMAXPROCS(0), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version(), Hostname: h}
 }
 
 // Usage is a sample of the process's resource usage.
@@ -192,7 +193,7 @@ func (r Report) WriteTable(w io.Writer) error {
 		parts = append(parts, k+"="+r.Settings[k])
 	}
 	p("settings\t%s", strings.Join(parts, " "))
-	p("machine\t%d cpus %s/%s %s", r.Machine.CPUs, r.Machine.GOOS, r.Machine.GOARCH, r.Machine.GoVersion)
+	p("machine\t%d cpus (GOMAXPROCS %d) %s/%s %s", r.Machine.CPUs, r.Machine.Procs, r.Machine.GOOS, r.Machine.GOARCH, r.Machine.GoVersion)
 	return tw.Flush()
 }
 

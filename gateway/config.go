@@ -26,7 +26,10 @@ import (
 // Config is the whole configuration (contract §5): one section per package, each with
 // its own Validate; Config.Validate prefixes their messages with the key path.
 type Config struct {
-	NodeID     string                    `yaml:"node_id"`
+	NodeID string `yaml:"node_id"`
+	// Procs is GOMAXPROCS for the process: 0 (default) at least MinAutoProcs, n > 0
+	// exactly n (procs.go). Applied by `sendcore run`, `bench` and `demo`.
+	Procs      int                       `yaml:"procs"`
 	DataDir    string                    `yaml:"data_dir"`
 	Log        LogConfig                 `yaml:"log"`
 	Kafka      kafka.Config              `yaml:"kafka"`
@@ -165,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Dispatch.Validate(); err != nil {
 		return bad("dispatch", err)
+	}
+	if c.Procs < 0 || c.Procs > 4096 {
+		return &ConfigError{Key: "procs", Err: fmt.Errorf("must be 0..4096, got %d", c.Procs)}
 	}
 	if c.Storage.GCInterval <= 0 {
 		return &ConfigError{Key: "storage.gc_interval", Err: fmt.Errorf("must be > 0, got %v", c.Storage.GCInterval)}

@@ -65,6 +65,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"wrong type", "smpp:\n  - name: a\n    addr: 127.0.0.1:2775\n    binds: lots\n", nil, nil, "smpp[0].binds", "cannot unmarshal"},
 		{"bad duration", "dispatch:\n  receipt_ttl: soon\n", nil, nil, "dispatch.receipt_ttl", ""},
 		{"bad enum", "log:\n  format: xml\n", nil, nil, "log.format", `got "xml"`},
+		{"negative procs", "procs: -1\n", nil, nil, "procs", "must be 0..4096, got -1"},
 		{"bad compression", "storage:\n  compression: lz4\n", nil, nil, "storage.compression", `must be none, snappy or zstd, got "lz4"`},
 		{"env bad int", "smpp:\n  - name: a\n    addr: 127.0.0.1:2775\n", []string{"SENDCORE_SMPP_0_WINDOW=abc"}, nil, "SENDCORE_SMPP_0_WINDOW", "must be an integer"},
 		{"env out of range", "smpp:\n  - name: a\n    addr: 127.0.0.1:2775\n", []string{"SENDCORE_SMPP_0_WINDOW=0"}, nil, "smpp[0].window", "got 0"},
