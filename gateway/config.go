@@ -27,8 +27,9 @@ import (
 // its own Validate; Config.Validate prefixes their messages with the key path.
 type Config struct {
 	NodeID string `yaml:"node_id"`
-	// Procs is GOMAXPROCS for the process: 0 (default) at least MinAutoProcs, n > 0
-	// exactly n (procs.go). Applied by `sendcore run`, `bench` and `demo`.
+	// Procs is GOMAXPROCS for the process: 0 (default) Go's own, n > 0 exactly n; more
+	// than the cores trades throughput for a shorter tail under Badger's background work
+	// (procs.go). Applied by `sendcore run`, `bench` and `demo`.
 	Procs      int                       `yaml:"procs"`
 	DataDir    string                    `yaml:"data_dir"`
 	Log        LogConfig                 `yaml:"log"`

@@ -7,16 +7,16 @@ import (
 	"testing"
 )
 
-// TestApplyProcs guarantees the `procs` key's meaning: n > 0 is exactly n, 0 is at least
-// MinAutoProcs, and a GOMAXPROCS environment variable wins over the key.
+// TestApplyProcs guarantees the `procs` key's meaning: n > 0 is exactly n, 0 leaves the
+// setting as it is, and a GOMAXPROCS environment variable wins over the key.
 func TestApplyProcs(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if n := ApplyProcs(3, log); n != 3 || runtime.GOMAXPROCS(0) != 3 {
 		t.Fatalf("procs 3: got %d, GOMAXPROCS %d", n, runtime.GOMAXPROCS(0))
 	}
-	if n := ApplyProcs(0, log); n < MinAutoProcs || runtime.GOMAXPROCS(0) != n {
-		t.Fatalf("procs 0: got %d, GOMAXPROCS %d, want at least %d", n, runtime.GOMAXPROCS(0), MinAutoProcs)
+	if n := ApplyProcs(0, log); n != 3 || runtime.GOMAXPROCS(0) != 3 {
+		t.Fatalf("procs 0 after 3: got %d, GOMAXPROCS %d, want it left at 3", n, runtime.GOMAXPROCS(0))
 	}
 	runtime.GOMAXPROCS(5)
 	t.Setenv("GOMAXPROCS", "5")
