@@ -119,6 +119,7 @@ func (g *Gateway) Run(ctx context.Context) (err error) {
 		DefaultRegion: cfg.Storage.DefaultRegion, BlockCacheBytes: cfg.Storage.BlockCacheBytes,
 		MemTableBytes: cfg.Storage.MemTableBytes, ValueThresholdBytes: cfg.Storage.ValueThresholdBytes,
 		NoOptOutFilter: cfg.Storage.NoOptOutFilter, Compression: cfg.Storage.Compression,
+		OnCompaction: compactionProcs(cfg.Procs, g.log),
 	}, g.log.With("part", "storage"), g.reg)
 	if err != nil {
 		return err

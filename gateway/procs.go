@@ -33,3 +33,33 @@ func ApplyProcs(procs int, log *slog.Logger) int {
 	}
 	return runtime.GOMAXPROCS(0)
 }
+
+// CompactionProcs is how many Go processors the gateway runs with while Badger has a
+// compaction due or running, when `procs` is 0 and GOMAXPROCS is not in the environment
+// (at least; Go's default if that is more). The burst lasts seconds, every minute or two
+// at load; outside it Go's default stands, so the flat-out rate is not taxed. See
+// ApplyProcs for why more processors than cores shorten the tail.
+const CompactionProcs = 8
+
+// compactionProcs returns storage's OnCompaction hook for a gateway configured with
+// procs, or nil when the setting is fixed (procs > 0, or GOMAXPROCS in the environment).
+func compactionProcs(procs int, log *slog.Logger) func(busy bool) {
+	if procs > 0 || os.Getenv("GOMAXPROCS") != "" {
+		return nil
+	}
+	var base int
+	return func(busy bool) {
+		if busy {
+			base = runtime.GOMAXPROCS(0)
+			if n := max(base, CompactionProcs); n != base {
+				runtime.GOMAXPROCS(n)
+				log.Debug("compaction running: more Go processors", "gomaxprocs", n)
+			}
+			return
+		}
+		if base > 0 && runtime.GOMAXPROCS(0) != base {
+			runtime.GOMAXPROCS(base)
+			log.Debug("compaction done: Go processors back", "gomaxprocs", base)
+		}
+	}
+}

@@ -267,6 +267,18 @@ func (db *DB) Run(ctx context.Context) error {
 		defer wt.Stop()
 		wb = wt.C
 	}
+	var cc <-chan time.Time
+	busy := false
+	if db.opt.OnCompaction != nil {
+		ct := time.NewTicker(100 * time.Millisecond)
+		defer ct.Stop()
+		cc = ct.C
+		defer func() {
+			if busy {
+				db.opt.OnCompaction(false)
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -278,8 +290,28 @@ func (db *DB) Run(ctx context.Context) error {
 				w.flush()
 				db.release()
 			}
+		case <-cc:
+			if db.acquire() == nil {
+				b := db.compactionDue()
+				db.release()
+				if b != busy {
+					busy = b
+					db.opt.OnCompaction(b)
+				}
+			}
 		}
 	}
+}
+
+// compactionDue reports whether a level of Badger's tree is over its target: a
+// compaction is due or running (a level's tables leave it only when one ends).
+func (db *DB) compactionDue() bool {
+	for _, l := range db.bdb.Levels() {
+		if l.Score >= 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // acquire makes Close wait for the calling method; it fails with ErrClosed after Close.

@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +50,51 @@ func TestWritebackFindsTheActiveValueLog(t *testing.T) {
 	w.flush()
 	if w.f == nil || w.name != newestVlog(dir) || !strings.HasSuffix(w.name, ".vlog") {
 		t.Fatalf("writeback holds %q (open %v), want the newest value log %q", w.name, w.f != nil, newestVlog(dir))
+	}
+}
+
+// TestOnCompactionReportsBadgersCompactions guarantees that Run tells OnCompaction when
+// Badger has a compaction due or running and when that is over: writes that fill level 0
+// (memtables of 1 MiB) bring true, and Badger's own compaction then brings false.
+func TestOnCompactionReportsBadgersCompactions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills level 0")
+	}
+	states := make(chan bool, 16)
+	db, err := Open(t.TempDir(), Options{MemTableBytes: 1 << 20, OnCompaction: func(b bool) { states <- b }}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- db.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	at := time.Unix(1700000000, 0).UTC()
+	deadline := time.After(60 * time.Second)
+	for i := 0; ; i++ {
+		if _, _, err := db.Claim("c-"+strconv.Itoa(i)+strings.Repeat("p", 40), "test", at); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case b := <-states:
+			if !b {
+				t.Fatal("OnCompaction(false) before any true")
+			}
+			goto due
+		case <-deadline:
+			t.Fatalf("no compaction reported after %d claims", i)
+		default:
+		}
+	}
+due:
+	select {
+	case b := <-states:
+		if b {
+			t.Fatal("OnCompaction(true) twice")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the compaction was never reported over")
 	}
 }
