@@ -19,7 +19,8 @@ import (
 // processors than cores the kernel shares the cores between the threads and favours
 // those that sleep often (the pipeline's): with `procs: 8` p99 over 120 s was 54–502 ms
 // and over 60 s 43 ms (54–64 with 2). The price: ~10% less throughput flat out and
-// ~15–20% more CPU at 15k/s, so it is not the default (docs/benchmarks/pipeline.md).
+// ~15–20% more CPU at 15k/s, so it is not the default (docs/benchmarks/pipeline.md);
+// with procs 0 the gateway raises it only while a compaction runs (compactionProcs).
 func ApplyProcs(procs int, log *slog.Logger) int {
 	if env := os.Getenv("GOMAXPROCS"); env != "" {
 		n := runtime.GOMAXPROCS(0)
