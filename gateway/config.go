@@ -182,8 +182,8 @@ func (c *Config) Validate() error {
 	if v := c.Storage.ValueThresholdBytes; v < 1 || v > storage.MaxValueThresholdBytes {
 		return &ConfigError{Key: "storage.value_threshold_bytes", Err: fmt.Errorf("must be 1..%d, got %d", storage.MaxValueThresholdBytes, v)}
 	}
-	if v := c.Storage.Compression; v != "none" && v != "snappy" && v != "zstd" {
-		return &ConfigError{Key: "storage.compression", Err: fmt.Errorf("must be none, snappy or zstd, got %q", v)}
+	if err := storage.CheckCompression(c.Storage.Compression); err != nil {
+		return &ConfigError{Key: "storage.compression", Err: err}
 	}
 	if err := c.Control.Validate(); err != nil {
 		return bad("control", err)

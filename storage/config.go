@@ -61,6 +61,16 @@ const (
 	MaxValueThresholdBytes     = 1 << 20 // Badger's limit
 )
 
+// CheckCompression reports whether name is a value of Options.Compression ("" is the
+// default, none); the gateway's config check uses it too, so the two cannot drift.
+func CheckCompression(name string) error {
+	switch name {
+	case "", "none", "snappy", "zstd":
+		return nil
+	}
+	return fmt.Errorf("must be none, snappy or zstd, got %q", name)
+}
+
 // Validate reports the first bad key, named relative to the section.
 func (o Options) Validate() error {
 	switch {
@@ -72,8 +82,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: block_cache_bytes: must be >= 0, got %d", ErrInvalid, o.BlockCacheBytes)
 	case o.MemTableBytes < 0:
 		return fmt.Errorf("%w: memtable_bytes: must be >= 0, got %d", ErrInvalid, o.MemTableBytes)
-	case o.Compression != "" && o.Compression != "none" && o.Compression != "snappy" && o.Compression != "zstd":
-		return fmt.Errorf("%w: compression: must be none, snappy or zstd, got %q", ErrInvalid, o.Compression)
+	case CheckCompression(o.Compression) != nil:
+		return fmt.Errorf("%w: compression: %v", ErrInvalid, CheckCompression(o.Compression))
 	case o.ValueThresholdBytes < 0 || o.ValueThresholdBytes > MaxValueThresholdBytes:
 		return fmt.Errorf("%w: value_threshold_bytes: must be 0..%d, got %d", ErrInvalid, MaxValueThresholdBytes, o.ValueThresholdBytes)
 	}
