@@ -86,7 +86,7 @@ func TestSilentDropUnknown(t *testing.T) {
 
 // TestThrottledSMSC: an SMSC that throttles above 500/s, a client configured for 2000/s:
 // the client lowers its own rate (adaptive throttling happened), no segment is lost, and
-// throttled responses stay a small fraction of submits (no retry storm). How close the
+// throttled responses stay well below one per segment (no retry storm). How close the
 // achieved rate comes to the SMSC's 500/s is a performance figure, measured by
 // BenchmarkThrottledSMSC, not asserted here: under -race on a loaded machine the client
 // itself may be the slower side.
@@ -123,7 +123,12 @@ func TestThrottledSMSC(t *testing.T) {
 	if st.Throttles == 0 || st.RateLimit >= cfg.TPS {
 		t.Fatalf("no adaptation: %d throttled responses, rate limit %.0f of configured %.0f", st.Throttles, st.RateLimit, cfg.TPS)
 	}
-	if st.Throttles > n/5 {
+	// A client that does not adapt gets ~3 throttled responses per segment here (4480 for
+	// 1500, measured by making throttle a no-op); this one gets ~100 on an idle machine and
+	// up to ~300 when CI runs every package's tests at once under -race, because the kit's
+	// 20 ms burst then sees the scheduler's bunching. n/2 separates the two with margin on
+	// both sides; how few throttles a tuned client needs is BenchmarkThrottledSMSC's figure.
+	if st.Throttles > n/2 {
 		t.Fatalf("retry storm: %d throttled responses for %d segments", st.Throttles, n)
 	}
 }
