@@ -45,9 +45,10 @@ type Options struct {
 	// whose records would otherwise sit in level 0 until the first compactions of the
 	// next run move them all, a CPU burst no long-running store has. Not a config key.
 	CompactL0OnClose bool `yaml:"-" json:"-"`
-	// OnCompaction, when set, is called by Run when Badger starts having a compaction due
-	// or running (true) and when it no longer has (false); checked every 100 ms. The
-	// gateway uses it to give Go more processors while one runs (gateway/procs.go).
+	// OnCompaction, when set, is called by Run when Badger starts having background work
+	// due or running (true): a memtable to flush (checked every 25 ms) or a compaction
+	// (every 100 ms), and when it no longer has (false). The gateway uses it to give Go
+	// more processors while Badger works (gateway/procs.go).
 	OnCompaction func(busy bool) `yaml:"-" json:"-"`
 	// Clock returns the current time; nil is time.Now. Used for schedule leases in Cancel.
 	Clock func() time.Time `yaml:"-" json:"-"`

@@ -267,10 +267,13 @@ func (db *DB) Run(ctx context.Context) error {
 		defer wt.Stop()
 		wb = wt.C
 	}
+	// Background work: a pending flush is checked every tick (one directory read), a due
+	// compaction every fourth (Levels walks every table). A flush starts ~0.3 CPU-s on one
+	// goroutine at once, so its check is the frequent one.
 	var cc <-chan time.Time
-	busy := false
+	busy, ticks := false, 0
 	if db.opt.OnCompaction != nil {
-		ct := time.NewTicker(100 * time.Millisecond)
+		ct := time.NewTicker(25 * time.Millisecond)
 		defer ct.Stop()
 		cc = ct.C
 		defer func() {
@@ -292,7 +295,8 @@ func (db *DB) Run(ctx context.Context) error {
 			}
 		case <-cc:
 			if db.acquire() == nil {
-				b := db.compactionDue()
+				ticks++
+				b := db.flushPending() || (busy || ticks%4 == 0) && db.compactionDue()
 				db.release()
 				if b != busy {
 					busy = b
@@ -312,6 +316,16 @@ func (db *DB) compactionDue() bool {
 		}
 	}
 	return false
+}
+
+// flushPending reports whether Badger has a full memtable to flush (or is flushing it):
+// each memtable has a write-ahead file NNNNN.mem, and the full one's is deleted once its
+// level-0 table is written, so more than one means a flush is due. Badger has no API for
+// it; the file is its on-disk format. A flush is ~0.3 CPU-s on one goroutine per 64 MiB
+// memtable, every ~22 s at 15k requests/s.
+func (db *DB) flushPending() bool {
+	m, _ := filepath.Glob(filepath.Join(db.dir, "*.mem"))
+	return len(m) > 1
 }
 
 // acquire makes Close wait for the calling method; it fails with ErrClosed after Close.

@@ -98,3 +98,33 @@ due:
 		t.Fatal("the compaction was never reported over")
 	}
 }
+
+// TestFlushPendingSeesBadgersMemtableFiles guarantees what flushPending relies on in
+// Badger's on-disk format: one NNNNN.mem file per memtable, a second one from the moment
+// a full memtable waits for its flush until the flush is written. A Badger that named or
+// kept them otherwise fails here instead of silently never reporting a flush.
+func TestFlushPendingSeesBadgersMemtableFiles(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{MemTableBytes: 1 << 20}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if m, _ := filepath.Glob(filepath.Join(db.dir, "*.mem")); len(m) != 1 || db.flushPending() {
+		t.Fatalf("idle: memtable files %v, flushPending %v", m, db.flushPending())
+	}
+	at := time.Unix(1700000000, 0).UTC()
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; !db.flushPending(); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no flush seen after %d claims of a 1 MiB memtable", i)
+		}
+		if _, _, err := db.Claim("c-"+strconv.Itoa(i)+strings.Repeat("p", 40), "test", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); db.flushPending(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flush never ended")
+		}
+	}
+}
