@@ -18,7 +18,15 @@ type metrics struct {
 	unknown   prometheus.Counter
 	receipts  *prometheus.CounterVec // curried by connection; label state
 	mo        prometheus.Counter
+	refused   [3]prometheus.Counter // deliveries answered with an error, by refusal
 }
+
+// Why a deliver_sm/data_sm was answered with an error status (the SMSC redelivers it).
+const (
+	refusedBusy        = iota // the handler queue was full: ESME_RX_T_APPN
+	refusedHandler            // the handler returned an error: ESME_RX_T_APPN
+	refusedUndecodable        // the PDU could not be decoded: ESME_RSYSERR
+)
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	if reg == nil {
@@ -56,11 +64,18 @@ func newMetrics(reg prometheus.Registerer, conn string) *metrics {
 		Name: "sendcore_smpp_receipts_total", Help: "Delivery receipts received, by state."}, []string{"connection", "state"}))
 	mo := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sendcore_smpp_mo_total", Help: "Mobile-originated messages received."}, l))
+	ref := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sendcore_smpp_deliveries_refused_total",
+		Help: "deliver_sm/data_sm answered with an error so that the SMSC redelivers, by reason: busy (handler queue full), handler (receipt or MO handler failed), undecodable."},
+		[]string{"connection", "reason"}))
 	m := &metrics{
 		bindsUp: up.WithLabelValues(conn), inflight: inf.WithLabelValues(conn),
 		latency: lat.WithLabelValues(conn), throttles: thr.WithLabelValues(conn),
 		retries: ret.WithLabelValues(conn), unknown: unk.WithLabelValues(conn),
 		receipts: rc.MustCurryWith(prometheus.Labels{"connection": conn}), mo: mo.WithLabelValues(conn),
+	}
+	for i, r := range []string{"busy", "handler", "undecodable"} {
+		m.refused[i] = ref.WithLabelValues(conn, r)
 	}
 	for i, o := range []string{"ok", "permanent", "transient", "unknown", "not_sent"} {
 		m.outcomes[i] = sub.WithLabelValues(conn, o)

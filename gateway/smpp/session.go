@@ -59,10 +59,11 @@ type session struct {
 	kind uint32
 	nc   net.Conn
 
-	state    atomic.Int32
-	seq      atomic.Uint32
-	lastRead atomic.Int64
-	lastEL   atomic.Int64 // last enquire_link sent
+	state       atomic.Int32
+	seq         atomic.Uint32
+	lastRead    atomic.Int64
+	lastEL      atomic.Int64 // last enquire_link sent
+	lastBusyLog atomic.Int64 // unix ns of the last "handler queue full" warning
 
 	window chan struct{}
 	out    chan []byte // nil entry: flush, then close the session (after unbind_resp)
@@ -529,6 +530,7 @@ func (s *session) inbound(h wire.Header, body []byte) {
 	}
 	in, err := safeDecodeInbound(h.ID, body, c.cfg.IDFormat, c.respFormat)
 	if err != nil {
+		c.m.refused[refusedUndecodable].Inc()
 		c.log.Error("smpp undecodable deliver_sm", "session", s.name, "err", err)
 		s.send(wire.AppendIDResp(s.getBuf(), resp, wire.StatusSysErr, h.Seq, nil))
 		return
@@ -541,6 +543,13 @@ func (s *session) inbound(h wire.Header, body []byte) {
 	select {
 	case s.inbox[shardOf(key)] <- in:
 	default:
+		// The handlers are behind (the store is slow, or the SMSC sends faster than
+		// receipts can be made durable): refused for now, redelivered by the SMSC.
+		c.m.refused[refusedBusy].Inc()
+		if now := time.Now().UnixNano(); now-s.lastBusyLog.Load() >= int64(time.Second) {
+			s.lastBusyLog.Store(now)
+			c.log.Warn("smpp delivery refused: handler queue full; SMSC will redeliver", "session", s.name)
+		}
 		s.send(wire.AppendIDResp(s.getBuf(), resp, wire.StatusRxTAppN, h.Seq, nil))
 	}
 }
@@ -598,6 +607,7 @@ func (s *session) handler(inbox <-chan inbound) {
 		status := uint32(0)
 		if err != nil {
 			status = wire.StatusRxTAppN
+			c.m.refused[refusedHandler].Inc()
 			c.log.Warn("smpp delivery not accepted by handler; SMSC will redeliver", "session", s.name, "err", err)
 		}
 		if !s.send(wire.AppendIDResp(s.getBuf(), in.cmd|0x80000000, status, in.seq, nil)) {
