@@ -40,7 +40,7 @@ func ApplyProcs(procs int, log *slog.Logger) int {
 // the environment (at least; Go's default if that is more). A flush lasts ~0.5 s, every
 // ~22 s at 15k requests/s; a compaction seconds, every minute or two; outside them Go's
 // default stands, so the flat-out rate is not taxed. Raising it for flushes too took
-// the 60 s p99 at 15k/s from 41–122 ms to 39–47 ms (docs/benchmarks/pipeline.md). See
+// the 60 s p99 at 15k/s from 38–133 ms to 33–64 ms, medians 80 and 39 (pipeline.md). See
 // ApplyProcs for why more processors than cores shorten the tail.
 const CompactionProcs = 8
 
