@@ -63,7 +63,7 @@ type session struct {
 	seq         atomic.Uint32
 	lastRead    atomic.Int64
 	lastEL      atomic.Int64 // last enquire_link sent
-	lastBusyLog atomic.Int64 // unix ns of the last "handler queue full" warning
+	lastBusyLog int64        // unix ns of the last "handler queue full" warning (read loop only)
 
 	window chan struct{}
 	out    chan []byte // nil entry: flush, then close the session (after unbind_resp)
@@ -546,8 +546,8 @@ func (s *session) inbound(h wire.Header, body []byte) {
 		// The handlers are behind (the store is slow, or the SMSC sends faster than
 		// receipts can be made durable): refused for now, redelivered by the SMSC.
 		c.m.refused[refusedBusy].Inc()
-		if now := time.Now().UnixNano(); now-s.lastBusyLog.Load() >= int64(time.Second) {
-			s.lastBusyLog.Store(now)
+		if now := time.Now().UnixNano(); now-s.lastBusyLog >= int64(time.Second) {
+			s.lastBusyLog = now
 			c.log.Warn("smpp delivery refused: handler queue full; SMSC will redeliver", "session", s.name)
 		}
 		s.send(wire.AppendIDResp(s.getBuf(), resp, wire.StatusRxTAppN, h.Seq, nil))
