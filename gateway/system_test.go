@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -309,6 +311,18 @@ func TestSystemSMSAndVoiceThroughTheControlPlane(t *testing.T) {
 	code, b = s.call(t, "GET", "/metrics", "")
 	if code != 200 || !bytes.Contains(b, []byte("sendcore_dispatch_events_total")) || !bytes.Contains(b, []byte("sendcore_smpp_submits_total")) {
 		t.Errorf("metrics: %d, %d bytes", code, len(b))
+	}
+	// Every metric the shipped Grafana dashboard queries is one this gateway exports (a
+	// misspelt name is an empty panel that no other test notices).
+	dash, err := os.ReadFile("../deploy/grafana/sendcore.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`sendcore_[a-z_]+`).FindAllString(string(dash), -1) {
+		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+		if !bytes.Contains(b, []byte("# TYPE "+family+" ")) {
+			t.Errorf("the dashboard queries %s, which /metrics does not export", m)
+		}
 	}
 	code, b = s.call(t, "GET", "/v1/pools/callers", "")
 	if code != 200 || !bytes.Contains(b, []byte("+358401110003")) {

@@ -63,7 +63,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	for _, m := range []string{
 		"sendcore_dispatch_requests_total", "sendcore_dispatch_events_total",
 		"sendcore_smpp_submits_total", "sendcore_smpp_submit_duration_seconds_bucket",
-		"sendcore_smpp_binds_up", "sendcore_smpp_throttled_total", "sendcore_smpp_receipts_total",
+		"sendcore_smpp_binds_up", "sendcore_smpp_throttles_total", "sendcore_smpp_receipts_total",
 		"sendcore_sip_calls_total", "sendcore_sip_call_setup_seconds_bucket",
 		"sendcore_kafka_consumer_lag", "sendcore_schedule_depth",
 		"sendcore_control_requests_total", "sendcore_control_request_duration_seconds_bucket", "sendcore_control_auth_failures_total",
