@@ -44,6 +44,12 @@
 // survives the process being killed (tested with SIGKILL) but not an OS crash or power
 // loss; set SyncWrites for that, at the price of an fsync per commit.
 //
+// Background work (Run): value-log GC every Options.GCInterval, the active value log
+// written back every second (writeback.go), and, with Options.OnCompaction set, a report
+// of when Badger has a memtable flush pending (a second NNNNN.mem file, checked every
+// 25 ms) or a compaction due (every 100 ms), which the gateway uses to give Go more
+// processors for the burst. Badger flushes and compacts on goroutines of its own.
+//
 // Concurrency: every method is safe for concurrent use. Read-modify-write operations
 // (Claim, Apply, Take, Cancel, Hold) rely on Badger's conflict detection and retry, so
 // Claim has one winner per id, Apply and Track report Done once per request (Complete
