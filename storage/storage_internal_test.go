@@ -112,19 +112,23 @@ func TestFlushPendingSeesBadgersMemtableFiles(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(db.dir, "*.mem")); len(m) != 1 || db.flushPending() {
 		t.Fatalf("idle: memtable files %v, flushPending %v", m, db.flushPending())
 	}
+	// Two flushes one after the other: flushPending follows the files by number, so the
+	// second is seen only if it moved on from the first's.
 	at := time.Unix(1700000000, 0).UTC()
-	deadline := time.Now().Add(60 * time.Second)
-	for i := 0; !db.flushPending(); i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("no flush seen after %d claims of a 1 MiB memtable", i)
+	i := 0
+	for flush := 1; flush <= 2; flush++ {
+		for deadline := time.Now().Add(60 * time.Second); !db.flushPending(); i++ {
+			if time.Now().After(deadline) {
+				t.Fatalf("flush %d not seen after %d claims of a 1 MiB memtable", flush, i)
+			}
+			if _, _, err := db.Claim("c-"+strconv.Itoa(i)+strings.Repeat("p", 40), "test", at); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if _, _, err := db.Claim("c-"+strconv.Itoa(i)+strings.Repeat("p", 40), "test", at); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for deadline := time.Now().Add(60 * time.Second); db.flushPending(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the flush never ended")
+		for deadline := time.Now().Add(60 * time.Second); db.flushPending(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("flush %d never ended", flush)
+			}
 		}
 	}
 }
