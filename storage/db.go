@@ -270,8 +270,9 @@ func (db *DB) Run(ctx context.Context) error {
 		defer wt.Stop()
 		wb = wt.C
 	}
-	// Background work: a pending flush is checked every tick (one directory read), a due
-	// compaction every fourth (Levels walks every table). A flush starts ~0.3 CPU-s on one
+	// Background work: a pending flush is checked every tick (two stats), a due
+	// compaction every fourth (Levels computes every level's score under its lock) and
+	// every tick while busy, to see its end soon. A flush starts ~0.3 CPU-s on one
 	// goroutine at once, so its check is the frequent one.
 	var cc <-chan time.Time
 	busy, ticks := false, 0
