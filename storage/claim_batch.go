@@ -159,12 +159,9 @@ func (db *DB) commitClaims(batch []*claimReq) {
 		if written == 0 {
 			return nil
 		}
-		// Every accepted event of the batch in one outbox entry (outbox_batch.go).
-		val := evs[0] // one: its JSON as it is (the pooled request's, kept until the commit)
-		if written > 1 {
-			val = appendBatch(make([]byte, 0, batchSize(evs)), evs)
-		}
-		return txn.SetEntry(&badger.Entry{Key: outboxKey(first), Value: val, ExpiresAt: exp})
+		// Every accepted event of the batch in one outbox entry (outbox_batch.go); one
+		// alone is the pooled request's JSON, which Badger holds only until the commit.
+		return txn.SetEntry(&badger.Entry{Key: outboxKey(first), Value: batchValue(evs), ExpiresAt: exp})
 	})
 	if len(with) > 0 {
 		// Release what was not written: the seqs after the written ones, or all of them.

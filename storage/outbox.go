@@ -210,7 +210,7 @@ func (db *DB) seedSeq() error {
 			var n int
 			if err := it.Item().Value(func(v []byte) error {
 				var err error
-				n, err = batchLen(v)
+				n, _, err = batchHeader(v)
 				return err
 			}); err != nil {
 				return fmt.Errorf("%w: outbox entry %d: %v", ErrCorrupt, lo, err)
@@ -362,11 +362,7 @@ func (db *DB) appendTxn(events []dispatch.Event, vals [][]byte, seqs []uint64, f
 		if len(added) == 0 {
 			return nil
 		}
-		val := added[0]
-		if len(added) > 1 {
-			val = appendBatch(make([]byte, 0, batchSize(added)), added)
-		}
-		ents = append(ents, badger.Entry{Key: outboxKey(first), Value: val, ExpiresAt: exp})
+		ents = append(ents, badger.Entry{Key: outboxKey(first), Value: batchValue(added), ExpiresAt: exp})
 		return txn.SetEntry(&ents[len(ents)-1])
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) && len(events) > 1 {

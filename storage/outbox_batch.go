@@ -21,11 +21,17 @@ import (
 // (a history key) with 'h', so the three are told apart by their first byte.
 const batchMark = 0xB1
 
-// appendBatch appends the outbox value of events (their JSON, in seq order) to b.
-func appendBatch(b []byte, events [][]byte) []byte {
+// batchValue is the outbox value of events (their JSON, in seq order): the one event's
+// JSON itself (not copied), or a new batch.
+func batchValue(events [][]byte) []byte {
 	if len(events) == 1 {
-		return append(b, events[0]...)
+		return events[0]
 	}
+	n := 1 + binary.MaxVarintLen64
+	for _, e := range events {
+		n += binary.MaxVarintLen64 + len(e)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, batchMark)
 	b = binary.AppendUvarint(b, uint64(len(events)))
 	for _, e := range events {
@@ -35,26 +41,17 @@ func appendBatch(b []byte, events [][]byte) []byte {
 	return b
 }
 
-// batchSize is the length of appendBatch's value for events.
-func batchSize(events [][]byte) int {
-	n := 1 + binary.MaxVarintLen64
-	for _, e := range events {
-		n += binary.MaxVarintLen64 + len(e)
-	}
-	return n
-}
-
-// batchLen returns how many events an outbox value holds (1 for one of the earlier
-// formats).
-func batchLen(v []byte) (int, error) {
+// batchHeader returns how many events an outbox value holds and the bytes after its
+// header (for one of the earlier formats: 1 and nil).
+func batchHeader(v []byte) (int, []byte, error) {
 	if len(v) == 0 || v[0] != batchMark {
-		return 1, nil
+		return 1, nil, nil
 	}
 	n, k := binary.Uvarint(v[1:])
 	if k <= 0 || n == 0 || n > uint64(len(v)) {
-		return 0, errors.New("bad outbox batch header")
+		return 0, nil, errors.New("bad outbox batch header")
 	}
-	return int(n), nil
+	return int(n), v[1+k:], nil
 }
 
 // eachInBatch calls fn with the index and value of every event of an outbox value, in
@@ -64,12 +61,11 @@ func eachInBatch(v []byte, fn func(i int, ev []byte) error) error {
 	if len(v) == 0 || v[0] != batchMark {
 		return fn(0, v)
 	}
-	n, k := binary.Uvarint(v[1:])
-	if k <= 0 || n == 0 || n > uint64(len(v)) {
-		return errors.New("bad outbox batch header")
+	n, rest, err := batchHeader(v)
+	if err != nil {
+		return err
 	}
-	rest := v[1+k:]
-	for i := range int(n) {
+	for i := range n {
 		l, k := binary.Uvarint(rest)
 		if k <= 0 || uint64(len(rest)-k) < l {
 			return fmt.Errorf("outbox batch event %d of %d truncated", i, n)
