@@ -3,6 +3,8 @@ package storage
 import (
 	"fmt"
 	"time"
+
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // Options configure one database. The zero value is usable: every zero field takes the
@@ -62,11 +64,16 @@ const (
 	MaxValueThresholdBytes     = 1 << 20 // Badger's limit
 )
 
-// CheckCompression reports whether name is a value of Options.Compression ("" is the
-// default, none); the gateway's config check uses it too, so the two cannot drift.
+// compressions are the values of Options.Compression ("" is the default, none) and
+// Badger's types for them.
+var compressions = map[string]options.CompressionType{
+	"": options.None, "none": options.None, "snappy": options.Snappy, "zstd": options.ZSTD,
+}
+
+// CheckCompression reports whether name is a value of Options.Compression; the gateway's
+// config check uses it too, so the two cannot drift.
 func CheckCompression(name string) error {
-	switch name {
-	case "", "none", "snappy", "zstd":
+	if _, ok := compressions[name]; ok {
 		return nil
 	}
 	return fmt.Errorf("must be none, snappy or zstd, got %q", name)

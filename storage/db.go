@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sendcore/sendcore/dispatch"
@@ -109,7 +108,7 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		WithValueThreshold(opts.ValueThresholdBytes).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false).
-		WithCompression(compressionOf(opts.Compression)).
+		WithCompression(compressions[opts.Compression]).
 		WithCompactL0OnClose(opts.CompactL0OnClose)
 	if err := checkTables(dir); err != nil {
 		return nil, err
@@ -414,17 +413,6 @@ func (db *DB) update(fn func(txn *badger.Txn) error) error {
 			return err
 		}
 	}
-}
-
-// compressionOf maps Options.Compression (validated, defaulted) to Badger's type.
-func compressionOf(name string) options.CompressionType {
-	switch name {
-	case "snappy":
-		return options.Snappy
-	case "zstd":
-		return options.ZSTD
-	}
-	return options.None
 }
 
 // badgerLogger sends Badger's log to slog; Badger's info lines are debug here. Each line is

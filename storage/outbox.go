@@ -46,6 +46,13 @@ type outbox struct {
 	mark  uint64 // the persisted watermark; written under pubMu, read under pubMu or at Open
 }
 
+// published reports whether seq is marked published in memory.
+func (o *outbox) published(seq uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pend.isPublished(seq)
+}
+
 // reserveSeqs takes n consecutive sequence numbers and registers them pending before
 // anything is written with them, so the watermark cannot pass a write in progress,
 // however many commit at once. What is then not written (a skipped event, a claim that
@@ -425,10 +432,7 @@ func (db *DB) Outbox(after uint64, fn func(seq uint64, e dispatch.Event) error) 
 					if seq <= from {
 						return nil
 					}
-					db.ob.mu.Lock()
-					published := db.ob.pend.isPublished(seq)
-					db.ob.mu.Unlock()
-					if published {
+					if db.ob.published(seq) {
 						return nil
 					}
 					var e dispatch.Event
@@ -443,9 +447,7 @@ func (db *DB) Outbox(after uint64, fn func(seq uint64, e dispatch.Event) error) 
 				return fmt.Errorf("%w: outbox entry %d: %v", ErrCorrupt, first, err)
 			}
 			if hk != nil {
-				db.ob.mu.Lock()
-				published := db.ob.pend.isPublished(first)
-				db.ob.mu.Unlock()
+				published := db.ob.published(first)
 				var e dispatch.Event
 				ok, err := getJSON(txn, hk, &e, "outbox entry", strconv.FormatUint(first, 10))
 				if err != nil {
