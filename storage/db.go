@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,7 +57,8 @@ type DB struct {
 	dir  string
 	once sync.Once
 
-	memFid int // oldest memtable file's number as flushPending last saw it; 0: unknown
+	memFid   int  // the oldest memtable file's number, as flushPending last saw it
+	memKnown bool // memFid was seen
 
 	closeMu sync.RWMutex // held for reading by every call that uses bdb; Close takes it
 	closed  bool
@@ -326,28 +326,16 @@ func (db *DB) compactionDue() bool {
 // full one's is deleted once its level-0 table is written, so a file after the oldest
 // means a flush is due. Badger has no API for it; the files are its on-disk format. A
 // flush is ~0.3 CPU-s on one goroutine per 64 MiB memtable, every ~22 s at 15k
-// requests/s. It follows the files by number (two stats) rather than listing the dir
-// each time: a large store's dir holds tens of thousands of table files. Not safe for
-// concurrent use (Run's goroutine).
+// requests/s. It follows the files by number (badgerfiles.go). Not safe for concurrent
+// use (Run's goroutine).
 func (db *DB) flushPending() bool {
-	exists := func(fid int) bool {
-		_, err := os.Stat(filepath.Join(db.dir, fmt.Sprintf("%05d.mem", fid)))
-		return err == nil
-	}
-	if db.memFid <= 0 || !exists(db.memFid) {
-		// Unknown or flushed: find the oldest memtable file again (rare: once per flush).
-		db.memFid = 0
-		files, _ := filepath.Glob(filepath.Join(db.dir, "*.mem"))
-		for _, f := range files {
-			if n, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(f), ".mem")); err == nil && (db.memFid == 0 || n < db.memFid) {
-				db.memFid = n
-			}
-		}
-		if db.memFid == 0 {
+	if !db.memKnown || !memFiles.exists(db.dir, db.memFid) {
+		// Unknown, or flushed: find the oldest memtable file again (once per flush).
+		if db.memFid, _, db.memKnown = memFiles.span(db.dir); !db.memKnown {
 			return false
 		}
 	}
-	return exists(db.memFid + 1)
+	return memFiles.exists(db.dir, db.memFid+1)
 }
 
 // acquire makes Close wait for the calling method; it fails with ErrClosed after Close.

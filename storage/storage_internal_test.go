@@ -24,11 +24,11 @@ func TestWritebackFindsTheActiveValueLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := newestVlog(dir); filepath.Base(got) != "1000000.vlog" {
-		t.Fatalf("newestVlog = %q, want 1000000.vlog", got)
+	if lo, hi, ok := vlogFiles.span(dir); !ok || lo != 9 || hi != 1000000 || filepath.Base(vlogFiles.path(dir, hi)) != "1000000.vlog" {
+		t.Fatalf("value logs %d..%d (%v), want 9..1000000 (1000000.vlog: by number, not by name)", lo, hi, ok)
 	}
-	if got := newestVlog(t.TempDir()); got != "" {
-		t.Fatalf("newestVlog of an empty dir = %q", got)
+	if _, _, ok := vlogFiles.span(t.TempDir()); ok {
+		t.Fatal("value logs found in an empty dir")
 	}
 
 	dir = t.TempDir()
@@ -48,8 +48,19 @@ func TestWritebackFindsTheActiveValueLog(t *testing.T) {
 	w := &writeback{dir: dir}
 	defer w.close()
 	w.flush()
-	if w.f == nil || w.name != newestVlog(dir) || !strings.HasSuffix(w.name, ".vlog") {
-		t.Fatalf("writeback holds %q (open %v), want the newest value log %q", w.name, w.f != nil, newestVlog(dir))
+	_, newest, _ := vlogFiles.span(dir)
+	if w.f == nil || w.f.Name() != vlogFiles.path(dir, newest) || !strings.HasSuffix(w.f.Name(), ".vlog") {
+		t.Fatalf("writeback holds file %d (open %v), want the newest value log %d", w.n, w.f != nil, newest)
+	}
+	// Badger starts the next file: the writeback moves to it (found by its number).
+	next := vlogFiles.path(dir, newest+1)
+	if err := os.WriteFile(next, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(next)
+	w.flush()
+	if w.f == nil || w.f.Name() != next {
+		t.Fatalf("after %s appeared, writeback holds file %d (open %v)", filepath.Base(next), w.n, w.f != nil)
 	}
 }
 

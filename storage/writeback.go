@@ -2,9 +2,6 @@ package storage
 
 import (
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -22,40 +19,26 @@ const writebackInterval = time.Second
 
 // writeback keeps the newest value-log file open and fsyncs it.
 type writeback struct {
-	dir  string
-	name string
-	f    *os.File
+	dir string
+	n   int // the open file's number
+	f   *os.File
 }
 
-// newestVlog returns the path of the value-log file with the highest number in dir
-// ("" if none). Badger names them by a zero-padded number; the number decides, not the
-// name's order.
-func newestVlog(dir string) string {
-	names, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	best, bestN := "", int64(-1)
-	for _, p := range names {
-		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ".vlog"), 10, 64)
-		if err == nil && n > bestN {
-			best, bestN = p, n
-		}
-	}
-	return best
-}
-
-// flush fsyncs the newest value-log file. Errors are left to Badger, which syncs (and
-// reports) at rotation and Close anyway.
+// flush fsyncs the newest value-log file: the one it holds until Badger has started the
+// next (badgerfiles.go), then the newest in the dir. Errors are left to Badger, which
+// syncs (and reports) at rotation and Close anyway.
 func (w *writeback) flush() {
-	name := newestVlog(w.dir)
-	if name == "" {
-		return
-	}
-	if name != w.name {
+	if w.f == nil || vlogFiles.exists(w.dir, w.n+1) {
+		_, newest, ok := vlogFiles.span(w.dir)
+		if !ok {
+			return
+		}
 		w.close()
-		f, err := os.Open(name)
+		f, err := os.Open(vlogFiles.path(w.dir, newest))
 		if err != nil {
 			return
 		}
-		w.name, w.f = name, f
+		w.n, w.f = newest, f
 	}
 	_ = w.f.Sync()
 }
@@ -63,6 +46,6 @@ func (w *writeback) flush() {
 func (w *writeback) close() {
 	if w.f != nil {
 		w.f.Close()
-		w.f, w.name = nil, ""
+		w.f = nil
 	}
 }
