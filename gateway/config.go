@@ -29,7 +29,7 @@ type Config struct {
 	NodeID string `yaml:"node_id"`
 	// Procs is GOMAXPROCS for the process: 0 (default) Go's own, n > 0 exactly n; more
 	// than the cores trades throughput for a shorter tail under Badger's background work
-	// (procs.go). Applied by `sendcore run`, `bench` and `demo`.
+	// (procs.go). Applied by Run, for the whole process.
 	Procs      int                       `yaml:"procs"`
 	DataDir    string                    `yaml:"data_dir"`
 	Log        LogConfig                 `yaml:"log"`

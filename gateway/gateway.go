@@ -97,6 +97,7 @@ func (g *Gateway) ControlAddr() string {
 // it started has returned.
 func (g *Gateway) Run(ctx context.Context) (err error) {
 	cfg := g.cfg
+	ApplyProcs(cfg.Procs, g.log)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("gateway: data_dir %q: %w", cfg.DataDir, err)
 	}

@@ -8,7 +8,8 @@ import (
 
 // ApplyProcs sets GOMAXPROCS from the `procs` key: n > 0 exactly n, 0 Go's default (one
 // per CPU the process may use). A GOMAXPROCS environment variable wins over the key. It
-// returns the value in effect.
+// returns the value in effect. Gateway.Run calls it first; the setting is the process's
+// and stays after Run returns.
 //
 // Why more processors than cores can help: Badger flushes memtables and compacts on
 // goroutines of its own, several at once, each busy for up to seconds. Go's scheduler

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -327,5 +328,19 @@ func TestSystemSMSAndVoiceThroughTheControlPlane(t *testing.T) {
 	code, b = s.call(t, "GET", "/v1/pools/callers", "")
 	if code != 200 || !bytes.Contains(b, []byte("+358401110003")) {
 		t.Errorf("pool view: %d %s", code, b)
+	}
+}
+
+// TestRunAppliesProcs guarantees that the `procs` key takes effect for any caller of
+// Run (`sendcore run`, bench, demo), not only for those that remember to apply it.
+func TestRunAppliesProcs(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS in the environment overrides the key")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	want := runtime.GOMAXPROCS(0) + 1
+	startSystem(t, fmt.Sprintf("procs: %d\n", want))
+	if got := runtime.GOMAXPROCS(0); got != want {
+		t.Fatalf("GOMAXPROCS %d with procs: %d", got, want)
 	}
 }

@@ -259,7 +259,6 @@ func runBench(ctx context.Context, f benchFlags, set map[string]string, io stdio
 					return fmt.Errorf("--set: %w", err)
 				}
 			}
-			gateway.ApplyProcs(cfg.Procs, slog.New(slog.DiscardHandler))
 			return nil
 		},
 	}

@@ -85,7 +85,6 @@ func cmdDemo(ctx context.Context, args []string, io stdio) int {
 		},
 		Tune: func(cfg *gateway.Config) error {
 			cfg.NodeID, cfg.Log.Level = "demo-1", *logLevel
-			gateway.ApplyProcs(cfg.Procs, slog.New(slog.DiscardHandler))
 			return nil
 		},
 	})

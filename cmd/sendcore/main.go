@@ -181,7 +181,6 @@ func cmdRun(ctx context.Context, args []string, io stdio) int {
 		return configExit(io, err)
 	}
 	log := gateway.NewLogger(cfg.Log, io.err)
-	gateway.ApplyProcs(cfg.Procs, log)
 	gw, err := gateway.New(cfg, log)
 	if err != nil {
 		return configExit(io, err)
